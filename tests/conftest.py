@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path, monkeypatch):
+    """Every test gets its own empty $VOICEFAKE_HOME."""
+    monkeypatch.setenv("VOICEFAKE_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def voice():
+    import voicefake
+
+    return voicefake.load_voice("joe")
+
+
+@pytest.fixture(scope="session")
+def shared():
+    if not SHARED.is_dir():
+        pytest.skip(f"real recordings not available: {SHARED} is missing")
+    return SHARED

@@ -1,0 +1,31 @@
+"""The PyTorch engine (coqui Vits) carries exactly the Piper voice that onnxruntime runs."""
+
+import numpy as np
+import pytest
+
+from voicefake.model import load_vits, vits_synthesize
+
+
+@pytest.fixture(scope="module")
+def vits(voice):
+    return load_vits(voice.info.model_path)
+
+
+def test_only_the_training_parts_are_missing(vits):
+    missing = set(vits.missing_from_onnx)
+    assert {"posterior_encoder.enc", "duration_predictor.post_flows"} <= missing
+    assert not any(m.split(".")[0] in {"text_encoder", "flow", "waveform_decoder"} for m in missing)
+
+
+@pytest.mark.parametrize("text", ["The quick brown fox jumps over the lazy dog.", "Numbers like 42, and a question?"])
+def test_pytorch_and_onnx_engines_agree(voice, vits, text):
+    from voicefake.text import text_to_sentences
+
+    (sentence,) = text_to_sentences(text, voice.phoneme_id_map)
+    onnx_audio = np.concatenate([c.audio for c in voice.synthesize(text, noise=0, noise_w=0)])
+    torch_audio, frames = vits_synthesize(vits, sentence.phoneme_ids, noise=0, noise_w=0)
+    peak = np.abs(torch_audio).max()
+    torch_audio = torch_audio * min(1.0, 0.99 / peak)  # the API's headroom scaling
+    assert len(torch_audio) == len(onnx_audio) == frames.sum() * 256
+    assert np.corrcoef(torch_audio, onnx_audio)[0, 1] > 0.999
+    assert np.abs(torch_audio - onnx_audio).max() < 1e-3

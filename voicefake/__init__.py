@@ -1,0 +1,23 @@
+"""voicefake: clone a voice, speak any text in it, lip-sync a face to it - offline, watermarked, consent first.
+
+    voice = voicefake.load_voice("joe")
+    for chunk in voice.synthesize("Hello there."):
+        ...  # chunk.audio, chunk.sample_rate, chunk.phonemes, chunk.phoneme_durations
+"""
+
+from .audio import SAMPLE_RATE, read_audio, write_audio
+from .errors import VoicefakeError
+from .voice import AudioChunk, Voice, VoiceInfo, list_voices, load_voice
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioChunk",
+    "Voice",
+    "VoiceInfo",
+    "VoicefakeError",
+    "list_voices",
+    "load_voice",
+    "read_audio",
+    "write_audio",
+]
+__version__ = "0.1.0"

