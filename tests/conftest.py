@@ -6,10 +6,16 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def private_home(tmp_path, monkeypatch):
-    """Every test gets its own empty $VOICEFAKE_HOME."""
+def private_home(tmp_path, monkeypatch, model_cache):
+    """Every test gets its own empty $VOICEFAKE_HOME (prepared graphs are shared: they are rebuildable)."""
     monkeypatch.setenv("VOICEFAKE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VOICEFAKE_CACHE", str(model_cache))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@
         ...  # chunk.audio, chunk.sample_rate, chunk.phonemes, chunk.phoneme_durations
 """
 
+from . import audio, text
 from .audio import SAMPLE_RATE, read_audio, write_audio
 from .errors import VoicefakeError
 from .voice import AudioChunk, Voice, VoiceInfo, list_voices, load_voice

@@ -13,7 +13,7 @@ def _read_text(text: str) -> str:
     if text != "-":
         return text
     try:
-        return sys.stdin.read()
+        return sys.stdin.buffer.read().decode("utf-8")
     except UnicodeDecodeError as error:
         raise VoicefakeError(f"standard input is not UTF-8 text: {error}") from error
 

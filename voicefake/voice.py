@@ -6,6 +6,8 @@ to also return how many frames each phoneme lasts, because lip-sync needs exact 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +25,11 @@ DEFAULT_VOICE = "joe"
 def voicefake_home() -> Path:
     """Where voices, consent records and keys live: $VOICEFAKE_HOME, default ~/.voicefake."""
     return Path(os.environ.get("VOICEFAKE_HOME") or Path.home() / ".voicefake")
+
+
+def cache_dir() -> Path:
+    """Rebuildable files (prepared ONNX graphs): $VOICEFAKE_CACHE, default $VOICEFAKE_HOME/cache."""
+    return Path(os.environ.get("VOICEFAKE_CACHE") or voicefake_home() / "cache")
 
 
 @dataclass
@@ -91,11 +98,21 @@ class Voice:
     @classmethod
     def load(cls, info: VoiceInfo) -> "Voice":
         """Open the voice's ONNX graph with onnxruntime, exposing per-phoneme durations."""
+        import onnxruntime
         from piper import PiperVoice
+        from piper.config import PiperConfig
 
         if info.model_path is None:
             raise VoicefakeError(f"voice {info.name!r} is {info.state}, not cloned yet: run `voicefake clone {info.name}`")
-        return cls(info, PiperVoice.load(info.model_path, include_alignments=True))
+        config = PiperConfig.from_dict(json.loads(Path(f"{info.model_path}.json").read_text(encoding="utf-8")))
+        options = onnxruntime.SessionOptions()
+        try:
+            graph = _prepared_graph(info.model_path)
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # done once already
+        except OSError:  # no writable cache: prepare in memory on every load (slower start)
+            graph = _graph_with_durations(info.model_path).SerializeToString()
+        session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        return cls(info, PiperVoice(session=session, config=config))
 
     def synthesize(
         self, text: str, speed: float = 1.0, noise: float = 0.667, noise_w: float = 0.8
@@ -136,6 +153,36 @@ class Voice:
             durations.append(float(frames[index : index + width].sum() * HOP_LENGTH / self.sample_rate))
             index += width
         return phonemes, durations
+
+
+def _graph_with_durations(model_path: Path):
+    """The voice's ONNX graph with the frames-per-phoneme tensor (w_ceil) as a second output."""
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(model_path))
+    if len(model.graph.output) == 1:
+        add_alignment_output(model)
+    return model
+
+
+def _prepared_graph(model_path: Path) -> str:
+    """Path of a cached copy of the graph, with durations exposed and onnxruntime's optimizations
+    applied, so that later loads take 0.1 s instead of 0.6 s."""
+    import onnxruntime
+
+    stat = model_path.stat()
+    key = f"{model_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{onnxruntime.__version__}"
+    cached = cache_dir() / f"{model_path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.name}.{os.getpid()}.part")
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(partial)
+        onnxruntime.InferenceSession(_graph_with_durations(model_path).SerializeToString(), options)
+        os.replace(partial, cached)
+    return str(cached)
 
 
 def load_voice(name: str = DEFAULT_VOICE) -> Voice:

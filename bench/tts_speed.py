@@ -1,0 +1,121 @@
+"""Synthesis speed and intelligibility of the bundled voice: voicefake (API, CLI) vs raw Piper.
+
+    .venv/bin/python bench/tts_speed.py
+
+Everything is measured in this one process on the same 10 sentences and the same ONNX file;
+each figure is the median of REPEATS runs. Prints a markdown table for the README.
+"""
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+import voicefake
+from voicefake.transcribe import transcribe, word_error_rate
+
+REPEATS = 3
+SENTENCES = [  # Harvard sentences (IEEE 1969), public domain
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+]
+PARAGRAPH = " ".join(SENTENCES[:5])
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    voice = voicefake.load_voice("joe")
+    model_path = str(voice.info.model_path)
+    sample_rate = voice.sample_rate
+
+    from piper import PiperVoice
+
+    piper_voice = PiperVoice.load(model_path)
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    ids = [piper_voice.phonemes_to_ids(p) for s in SENTENCES for p in piper_voice.phonemize(s)]
+    scales = np.array([0.667, 1.0, 0.8], dtype=np.float32)
+
+    def raw_onnx():
+        out = []
+        for sentence_ids in ids:
+            x = np.array([sentence_ids], dtype=np.int64)
+            out.append(session.run(None, {"input": x, "input_lengths": np.array([x.shape[1]]), "scales": scales})[0])
+        return sum(a.size for a in out)
+
+    def piper_api():
+        return sum(c.audio_float_array.size for s in SENTENCES for c in piper_voice.synthesize(s))
+
+    def voicefake_api():
+        return sum(c.audio.size for s in SENTENCES for c in voice.synthesize(s))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cli.wav"
+
+        def voicefake_cli():
+            cmd = [sys.executable, "-m", "voicefake.cli", "-q", "say", "-", "-o", str(out)]
+            subprocess.run(cmd, input="\n".join(SENTENCES), text=True, check=True)
+            import soundfile
+
+            return soundfile.info(str(out)).frames
+
+        engines = {
+            "raw onnxruntime (Piper graph)": raw_onnx,
+            "piper-tts PiperVoice": piper_api,
+            "voicefake API": voicefake_api,
+            "voicefake CLI (whole process)": voicefake_cli,
+        }
+        for fn in engines.values():
+            fn()  # warm-up
+        times = {name: [] for name in engines}
+        samples = {}
+        for _ in range(REPEATS):
+            for name, fn in engines.items():
+                seconds, samples[name] = timed(fn)
+                times[name].append(seconds)
+
+    rtf = {name: statistics.median(times[name]) / (samples[name] / sample_rate) for name in engines}
+    base = rtf["raw onnxruntime (Piper graph)"]
+    print(f"10 sentences, {samples['voicefake API'] / sample_rate:.1f} s of speech, median of {REPEATS} runs\n")
+    print("| engine | RTF | vs raw onnxruntime |\n|---|---|---|")
+    for name in engines:
+        print(f"| {name} | {rtf[name]:.4f} | {rtf[name] / base:.2f}x |")
+
+    first = []
+    for _ in range(5):
+        start = time.perf_counter()
+        next(voice.synthesize(PARAGRAPH))
+        first.append(time.perf_counter() - start)
+    print(f"\ntime to first audio chunk, 5-sentence paragraph: {statistics.median(first) * 1000:.0f} ms (median of 5)")
+
+    def heard(**settings):
+        return [transcribe(np.concatenate([c.audio for c in voice.synthesize(s, **settings)]), sample_rate) for s in SENTENCES]
+
+    exact = heard(noise=0, noise_w=0)
+    sampled = [word_error_rate(SENTENCES, heard()) for _ in range(REPEATS)]
+    print("pocketsphinx word error rate on the 10 sentences (the baseline clones are compared with):")
+    print(f"  deterministic (noise 0): {word_error_rate(SENTENCES, exact):.3f}")
+    print(f"  default noise, mean of {REPEATS} runs: {statistics.mean(sampled):.3f} (runs: {', '.join(f'{w:.3f}' for w in sampled)})")
+    for sentence, words in zip(SENTENCES, exact):
+        print(f"  {sentence!r} -> {words!r}")
+
+
+if __name__ == "__main__":
+    main()

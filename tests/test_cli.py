@@ -1,0 +1,78 @@
+"""The `voicefake` command end to end, in a subprocess, as a user runs it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def run(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "voicefake.cli", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg"])
+def test_say_writes_every_format(tmp_path, ext):
+    out = tmp_path / f"out.{ext}"
+    result = run("say", "Any text, with numbers like 42 and dates. A second sentence.", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    audio, rate = sf.read(out)
+    assert rate == 22050 and 3 < len(audio) / rate < 12
+    assert np.abs(audio).max() > 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+
+
+def test_say_reads_stdin_and_takes_settings(tmp_path):
+    out = tmp_path / "slow.wav"
+    result = run("say", "-", "-o", str(out), "--speed", "0.5", "--noise", "0", "--noise-w", "0", stdin="Read from a pipe.")
+    assert result.returncode == 0, result.stderr
+    fast = tmp_path / "fast.wav"
+    assert run("say", "Read from a pipe.", "-o", str(fast), "--speed", "2", "--noise", "0", "--noise-w", "0").returncode == 0
+    assert sf.info(slow := str(out)).duration > 2.5 * sf.info(str(fast)).duration, slow
+
+
+def test_voices_lists_the_bundled_voice():
+    result = run("voices")
+    assert result.returncode == 0 and result.stdout.split()[:2] == ["joe", "bundled"]
+
+
+BAD = {
+    "empty": (["say", "", "-o", "{out}"], "empty"),
+    "whitespace": (["say", "  \n ", "-o", "{out}"], "empty"),
+    "too long": (["say", "word " * 4000, "-o", "{out}"], "limit"),
+    "emoji only": (["say", "😀🎉", "-o", "{out}"], "nothing speakable"),
+    "other script only": (["say", "你好世界", "-o", "{out}"], "nothing speakable"),
+    "unwritable": (["say", "Hello.", "-o", "/proc/voicefake/out.wav"], "cannot write"),
+    "unknown voice": (["say", "Hello.", "-o", "{out}", "--voice", "nobody"], "unknown voice"),
+    "bad extension": (["say", "Hello.", "-o", "{dir}/out.xyz"], "unsupported output format"),
+    "bad speed": (["say", "Hello.", "-o", "{out}", "--speed", "0"], "out of range"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, case):
+    args, expected = BAD[case]
+    args = [a.format(out=tmp_path / "out.wav", dir=tmp_path) for a in args]
+    result = run(*args)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_emoji_among_words_is_dropped_with_a_warning(tmp_path):
+    out = tmp_path / "out.wav"
+    result = run("say", "Hello 😀 world.", "-o", str(out))
+    assert result.returncode == 0 and "warning: dropped" in result.stderr and out.exists()
+
+
+def test_unreadable_stdin_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "voicefake.cli", "say", "-", "-o", str(tmp_path / "o.wav")],
+        input=b"\xff\xfe\xfa bad bytes", capture_output=True, timeout=60,
+    )
+    assert result.returncode == 2 and b"UTF-8" in result.stderr
+    assert list(tmp_path.iterdir()) == []
