@@ -7,12 +7,15 @@ weights are renamed from Piper's module paths to coqui's (see ../shared/notes/pi
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,23 @@ class VitsDims:
     upsample_initial_channel_decoder: int = 256
     upsample_kernel_sizes_decoder: list = field(default_factory=lambda: [16, 16, 8])
     use_sdp: bool = True
+    d_vector_dim: int = 0  # 256 = conditioned on a resemblyzer speaker embedding (cloned voices)
 
 
 def build_vits(dims: VitsDims = VitsDims(), discriminator: bool = False):
     """A coqui `Vits` with Piper's architecture and random weights."""
     from TTS.tts.configs.vits_config import VitsConfig
     from TTS.tts.models.vits import Vits, VitsArgs
+    from TTS.tts.utils.speakers import SpeakerManager
 
-    config = VitsConfig(model_args=VitsArgs(**asdict(dims), init_discriminator=discriminator))
-    model = Vits(config)
+    args = asdict(dims)
+    conditioned = args.pop("d_vector_dim") > 0
+    model_args = VitsArgs(**args, init_discriminator=discriminator, use_d_vector_file=conditioned,
+                          d_vector_dim=dims.d_vector_dim or 512)
+    logging.getLogger("TTS").setLevel(logging.ERROR)  # "Could not identify language": we bring our own phonemes
+    with warnings.catch_warnings():  # coqui deprecates the speaker_manager argument it still requires
+        warnings.simplefilter("ignore", UserWarning)
+        model = Vits(VitsConfig(model_args=model_args), speaker_manager=SpeakerManager() if conditioned else None)
     # coqui sizes the embedding from its own 67-symbol tokenizer; Piper ids need num_chars rows
     model.text_encoder.emb = torch.nn.Embedding(dims.num_chars, dims.hidden_channels)
     return model
@@ -106,24 +117,43 @@ def load_vits(onnx_path: str | Path, dims: VitsDims = VitsDims(), discriminator:
     """Load a Piper ONNX voice into a coqui `Vits` (eval mode), ready for inference or fine-tuning.
 
     Parts the ONNX file lacks (posterior encoder, discriminator, training-only duration flows)
-    keep their random initialisation and are reported in `model.missing_from_onnx`.
+    keep their random initialisation and are reported in `model.missing_from_onnx`. With
+    `dims.d_vector_dim`, the speaker-conditioning layers start at zero, so the model still
+    speaks exactly as the Piper voice whatever d-vector it is given.
     """
     model = build_vits(dims, discriminator)
     state = piper_state_dict(onnx_path, model)
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise KeyError(f"unexpected weights: {result.unexpected_keys[:5]}")
-    model.missing_from_onnx = sorted({k.split(".")[0] + "." + k.split(".")[1] for k in result.missing_keys})
+    model.missing_from_onnx = sorted({".".join(k.split(".")[:2]) for k in result.missing_keys if ".cond" not in k})
+    zero_speaker_conditioning(model)
     return model.eval()
+
+
+def zero_speaker_conditioning(model) -> None:
+    """Zero every layer that injects the speaker embedding, outside the posterior encoder."""
+    for name, module in model.named_modules():
+        if name.startswith("posterior_encoder") or not re.search(r"(^|\.)cond(_layer)?$", name):
+            continue
+        with torch.no_grad():
+            if parametrize.is_parametrized(module, "weight"):
+                module.parametrizations.weight.original0.zero_()  # weight norm: zero gain, direction kept
+            else:
+                module.weight.zero_()
+            if module.bias is not None:
+                module.bias.zero_()
 
 
 @torch.inference_mode()
 def vits_synthesize(
-    model, phoneme_ids: list[int], noise: float = 0.667, length_scale: float = 1.0, noise_w: float = 0.8
+    model, phoneme_ids: list[int], noise: float = 0.667, length_scale: float = 1.0, noise_w: float = 0.8,
+    d_vector: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Waveform (float32) and frames per phoneme id for one sentence, through the PyTorch model."""
     model.inference_noise_scale, model.length_scale, model.inference_noise_scale_dp = noise, length_scale, noise_w
     x = torch.tensor([phoneme_ids], dtype=torch.long)
-    out = model.inference(x, aux_input={"x_lengths": torch.tensor([len(phoneme_ids)])})
+    d_vectors = None if d_vector is None else d_vector.reshape(1, -1)
+    out = model.inference(x, aux_input={"x_lengths": torch.tensor([len(phoneme_ids)]), "d_vectors": d_vectors})
     audio = out["model_outputs"][0, 0].float().cpu().numpy()
     return audio, out["durations"][0, 0].long().cpu().numpy()

@@ -1,0 +1,146 @@
+"""Fine-tuning at tiny scale, with the real model: losses fall, checkpoints resume, export matches."""
+
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime
+import pytest
+import soundfile as sf
+import torch
+
+from voicefake import clone, train
+from voicefake.errors import VoicefakeError
+from voicefake.model import vits_synthesize
+
+TEXTS = ["Cats sit on mats.", "Dogs run fast.", "Birds can fly high."]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, voice):
+    """A tiny LJSpeech folder of generated speech (classic `id|text|normalized` form)."""
+    folder = tmp_path_factory.mktemp("data")
+    (folder / "wavs").mkdir()
+    rows = []
+    for i, text in enumerate(TEXTS):
+        audio = np.concatenate([c.audio for c in voice.synthesize(text, speed=1.3)])
+        sf.write(folder / "wavs" / f"clip{i}.wav", audio, 22050)
+        rows.append(f"clip{i}|{text}|{text}")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A trainable base distilled for two steps only (the shipped one trained for thousands)."""
+    torch.manual_seed(0)
+    return clone.build_base(steps=2, out=tmp_path_factory.mktemp("base") / clone.BASE_FILE, batch_size=2)
+
+def test_metadata_forms_are_both_read(dataset, tmp_path):
+    assert [p.name for p, _ in train.read_metadata(dataset)] == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    (tmp_path / "wavs").mkdir()
+    (tmp_path / "metadata.csv").write_text("file|transcript|duration_s\nwavs/a.flac|Hello there.|1.2\n")
+    assert train.read_metadata(tmp_path) == [(tmp_path / "wavs" / "a.flac", "Hello there.")]
+    with pytest.raises(VoicefakeError, match="metadata.csv"):
+        train.read_metadata(tmp_path / "wavs")
+
+
+def test_posterior_encoder_distillation_reduces_its_loss(voice):
+    from voicefake.model import VitsDims, load_vits
+    from voicefake.text import text_to_sentences
+
+    torch.manual_seed(0)
+    model = load_vits(voice.info.model_path, VitsDims(d_vector_dim=256))
+    sentences = [s.phoneme_ids for t in TEXTS for s in text_to_sentences(t, voice.phoneme_id_map)]
+    d_vector = torch.nn.functional.normalize(torch.randn(256), dim=0)
+    losses = train.distill_posterior_encoder(model, sentences, 12, d_vector, batch_size=3, lr=1e-3)
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
+    model, d_vector = clone.load_base(path=base)
+    utterances = train.load_utterances(dataset, voice.phoneme_id_map)
+    batch = train.collate(utterances)
+    target = d_vector.reshape(1, -1).expand(len(utterances), -1)
+
+    def loss() -> float:
+        torch.manual_seed(1)  # same segments and posterior noise each time
+        with torch.no_grad():
+            return float(train.generator_losses(model, batch, target)["total"])
+
+    before = loss()
+    optimizer = torch.optim.AdamW(train.trainable_parameters(model), lr=2e-4)
+    model.train()
+    for step in range(6):
+        torch.manual_seed(100 + step)
+        losses = train.generator_losses(model, batch, target)
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+    model.eval()
+    assert loss() < before
+
+
+def test_checkpoints_round_trip_and_resume_continues(base, dataset, voice, tmp_path):
+    utterances = train.load_utterances(dataset, voice.phoneme_id_map)
+    settings = train.TrainSettings(batch_size=2, speaker_weight=1.0)
+    model, d_vector = clone.load_base(path=base)
+    path = tmp_path / "checkpoint.pt"
+    first = train.fine_tune(model, utterances, d_vector, path, settings, seconds=600, max_steps=2)
+    assert first.step == 2 and path.exists()
+
+    restored, _ = clone.load_base(path=base)
+    state = train.Checkpoint.load(path, restored)
+    assert state.step == 2
+    for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    again = train.fine_tune(restored, utterances, d_vector, path, settings, seconds=600, max_steps=3, resume=True)
+    assert again.step == 3
+
+    with pytest.raises(VoicefakeError, match="settings changed.*batch_size"):
+        train.fine_tune(restored, utterances, d_vector, path, train.TrainSettings(batch_size=3), 600, 4, resume=True)
+
+
+def test_conditioned_model_exports_to_a_matching_piper_voice(base, voice, tmp_path):
+    from piper import PiperVoice
+    from piper.config import SynthesisConfig
+
+    model, _ = clone.load_base(path=base)
+    torch.manual_seed(3)
+    with torch.no_grad():  # give the (zero-initialised) speaker layers something to do
+        for name, p in model.named_parameters():
+            if "cond" in name:
+                p.add_(0.01 * torch.randn_like(p))
+    d_vector = torch.nn.functional.normalize(torch.randn(256), dim=0)
+    path = clone.export_onnx(model, tmp_path / "v.onnx", {"audio": {"sample_rate": 22050}, "espeak": {"voice": "en-us"},
+                             "phoneme_id_map": voice.phoneme_id_map, "num_symbols": 256, "num_speakers": 1,
+                             "inference": {"noise_scale": 0.667, "length_scale": 1, "noise_w": 0.8}}, d_vector)
+    ids = voice.piper.phonemes_to_ids(voice.piper.phonemize("Exported voices speak alike.")[0])
+    expected, frames = vits_synthesize(model, ids, noise=0, noise_w=0, d_vector=d_vector)
+    piper_voice = PiperVoice.load(path)
+    audio, samples = piper_voice.phoneme_ids_to_audio(ids, SynthesisConfig(noise_scale=0, noise_w_scale=0), True)
+    assert np.corrcoef(audio, expected)[0, 1] > 0.999
+    assert np.array_equal(samples // 256, frames)
+    session = onnxruntime.InferenceSession(str(path))
+    assert [o.name for o in session.get_outputs()] == ["output", "durations"]
+
+
+def test_cuda_requested_without_a_gpu_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(VoicefakeError, match="no CUDA GPU"):
+        clone.check_device("cuda")
+
+
+def test_recipe_runs_data_parallel_under_torchrun_gloo(base, dataset, tmp_path, monkeypatch):
+    if not (clone.PRETRAINED / clone.BASE_FILE).exists():
+        monkeypatch.setenv("VOICEFAKE_CACHE", str(base.parent))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "recipes/clone_vits.py", "--data", str(dataset), "--out", str(out), "--max-steps", "2", "--licence", "test"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=clone.PRETRAINED.parent,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "voice.onnx").exists() and (out / "voice.onnx.json").exists()
+    assert train.Checkpoint.load(out / "checkpoint.pt", clone.load_base(path=base)[0]).step == 2

@@ -1,0 +1,161 @@
+"""Cloning: turn recordings of a speaker into a Piper voice that speaks as them.
+
+    trainable base  the bundled voice in PyTorch + a posterior encoder rebuilt once by distillation
+    fine-tune       that base on the target's clips, conditioned on their d-vector (train.py)
+    export          a Piper voice (voice.onnx + voice.onnx.json) that `voicefake say` serves
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE
+from .errors import VoicefakeError
+from .export import export_onnx
+from .model import VitsDims, load_vits
+from .voice import cache_dir, load_voice
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+BASE_FILE = "joe-posterior-encoder.pt"  # the part of the trainable base the ONNX voice lacks
+SPEAKER_DIMS = VitsDims(d_vector_dim=256)
+VALIDATION_SENTENCES = [
+    "The birch canoe slid on the smooth planks.",
+    "Rice is often served in round bowls.",
+    "Four hours of steady work faced us.",
+]
+
+
+def _random_sentences(count: int, seed: int) -> list[str]:
+    """Phonetically varied word strings (from the CMU dictionary bundled with pocketsphinx)."""
+    import pocketsphinx
+
+    words_file = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    words = [line.split(" ", 1)[0] for line in words_file.read_text(encoding="utf-8").splitlines()]
+    words = [w for w in words if re.fullmatch(r"[a-z]{2,10}", w)]
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(words, rng.randint(4, 12))).capitalize() + "." for _ in range(count)]
+
+
+def base_path() -> Path:
+    """Where the trainable base is: shipped in pretrained/, else built into the cache."""
+    shipped = PRETRAINED / BASE_FILE
+    return shipped if shipped.exists() else cache_dir() / BASE_FILE
+
+
+def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, batch_size: int = 8,
+               progress=None) -> Path:
+    """Distil the posterior encoder from the bundled voice's own speech; resumable, cached.
+
+    Saves the encoder (fp16) and the base voice's own d-vector, which is what it was trained with.
+    """
+    from . import speaker, train
+    from .text import text_to_sentences
+
+    out = Path(out or cache_dir() / BASE_FILE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    voice = load_voice("joe")
+    model = load_vits(voice.info.model_path, SPEAKER_DIMS)
+    sentences = [s.phoneme_ids for t in _random_sentences(2000, seed=1) for s in text_to_sentences(t, voice.phoneme_id_map)]
+    own_speech = np.concatenate([c.audio for t in VALIDATION_SENTENCES for c in voice.synthesize(t)])
+    d_vector = torch.from_numpy(speaker.embed(own_speech, SAMPLE_RATE))
+    optimizer = torch.optim.AdamW(model.posterior_encoder.parameters(), lr=2e-4, betas=(0.8, 0.99))
+    done, partial = 0, out.with_suffix(".training")
+    if resume and partial.exists():
+        state = torch.load(partial, map_location="cpu", weights_only=False)
+        model.posterior_encoder.load_state_dict(state["encoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        done = state["step"]
+    while done < steps:
+        chunk = min(50, steps - done)
+        train.distill_posterior_encoder(model, sentences, chunk, d_vector, batch_size, optimizer=optimizer,
+                                        progress=progress)
+        done += chunk
+        torch.save({"encoder": model.posterior_encoder.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": done}, partial.with_suffix(".part"))
+        partial.with_suffix(".part").replace(partial)
+    half = {k: v.half() for k, v in model.posterior_encoder.state_dict().items()}
+    torch.save({"posterior_encoder": half, "d_vector": d_vector, "steps": steps}, out.with_suffix(".part"))
+    out.with_suffix(".part").replace(out)
+    partial.unlink(missing_ok=True)
+    return out
+
+
+def load_base(device: str = "cpu", path: Path | None = None):
+    """The trainable base: (coqui Vits conditioned on d-vectors, the base voice's d-vector)."""
+    path = Path(path or base_path())
+    if not path.exists():
+        raise VoicefakeError(f"the trainable base is missing ({path}): build it once with `python recipes/build_base.py`")
+    voice = load_voice("joe")
+    model = load_vits(voice.info.model_path, SPEAKER_DIMS)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.posterior_encoder.load_state_dict({k: v.float() for k, v in state["posterior_encoder"].items()})
+    return model.to(device), state["d_vector"].float()
+
+
+def check_device(device: str) -> str:
+    """`cpu` or `cuda`, refusing `cuda` with a clear message where there is no GPU."""
+    if device not in ("cpu", "cuda"):
+        raise VoicefakeError(f"unknown device {device!r}: use cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise VoicefakeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
+    return device
+
+
+def piper_config(base_config: dict, provenance: dict) -> dict:
+    """The exported voice's .onnx.json: the base voice's phoneme map and audio, plus provenance."""
+    config = json.loads(json.dumps(base_config))
+    config["voicefake"] = provenance
+    return config
+
+
+def clone_from_dataset(
+    data_dir: Path, out_dir: Path, minutes: float = 30.0, device: str = "cpu", licence: str | None = None,
+    resume: bool = False, max_steps: int | None = None, on_step=None, settings=None, data_minutes: float | None = None,
+) -> Path:
+    """Fine-tune the trainable base on an LJSpeech-style folder; write OUT/voice.onnx (+ .json, checkpoint.pt)."""
+    from . import speaker, train
+
+    device = check_device(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base_voice = load_voice("joe")
+    utterances = train.load_utterances(data_dir, base_voice.phoneme_id_map, minutes=data_minutes)
+    kept = sum(len(u.audio) for u in utterances) / SAMPLE_RATE / 60
+    if kept < 1.0 and max_steps is None:
+        raise VoicefakeError(f"only {kept:.1f} minutes of usable speech in {data_dir}: cloning needs at least 1 minute")
+    profile = np.mean([speaker.embed(u.audio, SAMPLE_RATE) for u in utterances[:40]], axis=0)
+    profile /= np.linalg.norm(profile)
+    model, _ = load_base(device)
+    settings = settings or train.TrainSettings()
+
+    def validate(m) -> float:  # deterministic (noise 0): every DDP rank must reach the same verdict
+        from .model import vits_synthesize
+        from .text import text_to_sentences
+
+        audio = np.concatenate([
+            vits_synthesize(m, s.phoneme_ids, noise=0, noise_w=0, d_vector=torch.from_numpy(profile).to(device))[0]
+            for t in VALIDATION_SENTENCES for s in text_to_sentences(t, base_voice.phoneme_id_map)
+        ])
+        return speaker.similarity(speaker.embed(audio, SAMPLE_RATE), profile)
+
+    state = train.fine_tune(
+        model, utterances, torch.from_numpy(profile), out_dir / "checkpoint.pt", settings, seconds=minutes * 60,
+        max_steps=max_steps, resume=resume, validate=validate, on_step=on_step,
+    )
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return out_dir / "voice.onnx"  # rank 0 exports
+    provenance = {
+        "tool": "voicefake", "base_voice": "joe", "trained_minutes": round(state.seconds / 60, 2),
+        "steps": state.step, "data_minutes": round(kept, 2), "licence": licence or "not declared",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "d_vector": profile.round(5).tolist(),
+    }
+    base_config = json.loads(Path(f"{base_voice.info.model_path}.json").read_text(encoding="utf-8"))
+    return export_onnx(model.cpu(), out_dir / "voice.onnx", piper_config(base_config, provenance),
+                       d_vector=torch.from_numpy(profile))
