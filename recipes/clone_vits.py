@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--licence", help="the dataset's licence / consent basis, kept in the voice's provenance")
+    parser.add_argument("--language", default="en-us", help="espeak-ng voice of the transcripts (en-us, ru, ...)")
     parser.add_argument("--data-minutes", type=float, help="use only the first N minutes of the data")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests: a fixed tiny run
@@ -46,7 +47,7 @@ def main() -> int:
     try:
         path = clone_from_dataset(
             args.data, args.out, minutes=args.minutes, device=args.device, licence=args.licence, resume=args.resume,
-            max_steps=args.max_steps, on_step=report, data_minutes=args.data_minutes,
+            max_steps=args.max_steps, on_step=report, data_minutes=args.data_minutes, language=args.language,
         )
     except VoicefakeError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -44,6 +44,82 @@ def cmd_voices(args: argparse.Namespace) -> None:
         print(f"{info.name:<20} {info.state:<9} {info.description}")
 
 
+def cmd_consent_phrase(args: argparse.Namespace) -> None:
+    import json
+    import time
+
+    from .consent import issue_challenge
+
+    challenge = issue_challenge(args.name, args.valid_minutes)
+    if args.json:
+        print(json.dumps(challenge.public(), ensure_ascii=False))
+        return
+    until = time.strftime("%H:%M UTC on %Y-%m-%d", time.gmtime(challenge.expires))
+    print(f"Record {args.name} reading this aloud (challenge {challenge.id}, valid until {until}):\n")
+    print(f"    {challenge.text}\n")
+    print(f"then run: voicefake enroll {args.name} RECORDINGS... --consent THAT_RECORDING")
+
+
+def cmd_enroll(args: argparse.Namespace) -> None:
+    from .enroll import EnrollmentError, enroll
+
+    try:
+        report = enroll(
+            args.name,
+            args.audio,
+            consent=args.consent,
+            transcripts=args.transcripts,
+            language=args.language,
+            challenge=args.challenge,
+            progress=not args.quiet,
+        )
+    except EnrollmentError as error:
+        if error.report is not None and not args.quiet:
+            print("\n".join(error.report.lines()))
+        raise
+    if not args.quiet:
+        print("\n".join(report.lines()))
+
+
+def cmd_remove(args: argparse.Namespace) -> None:
+    from .enroll import remove_voice
+
+    folder = remove_voice(args.name)
+    if not args.quiet:
+        print(f"removed voice {args.name} ({folder})", file=sys.stderr)
+
+
+def _lipsync_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", required=True, help="output video, .mp4 (H.264 + AAC)")
+    parser.add_argument("--face-index", type=int, default=None, metavar="N",
+                        help="lip-sync the N-th face from the left, counting from 0 (default: the largest)")
+    parser.add_argument("--no-label", action="store_true", help="leave out the visible 'AI-generated' label")
+    parser.add_argument("--engine", choices=["auto", "classic", "wav2lip"], default="auto",
+                        help="auto: wav2lip when its weights are in pretrained/, else classic (default)")
+
+
+def _lipsync_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "face_index": args.face_index, "label": not args.no_label, "engine": args.engine, "progress": not args.quiet,
+    }
+
+
+def cmd_lipsync(args: argparse.Namespace) -> None:
+    from .lipsync import lipsync
+
+    report = lipsync(args.face, args.audio, args.output, **_lipsync_kwargs(args))
+    if not args.quiet:
+        print(report.summary(), file=sys.stderr)
+
+
+def cmd_speak_video(args: argparse.Namespace) -> None:
+    from .lipsync import speak_video
+
+    report = speak_video(args.face, _read_text(args.text), args.output, voice=args.voice, speed=args.speed,
+                         **_lipsync_kwargs(args))
+    if not args.quiet:
+        print(report.summary(), file=sys.stderr)
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicefake", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
@@ -60,6 +136,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = commands.add_parser("voices", help="list the voices you can speak with")
     voices.set_defaults(run=cmd_voices)
+
+    phrase = commands.add_parser("consent-phrase", help="issue a challenge phrase the speaker reads to consent")
+    phrase.add_argument("name", help="the voice to enroll (lower-case letters, digits, - and _)")
+    phrase.add_argument("--json", action="store_true", help='print one line {"id": ..., "text": ..., "expires": ...}')
+    phrase.add_argument("--valid-minutes", type=float, default=60, help="how long the challenge can be used (default 60)")
+    phrase.set_defaults(run=cmd_consent_phrase)
+
+    enroll = commands.add_parser("enroll", help="build a voice from recordings of one person, with their consent")
+    enroll.add_argument("name", help="name for the new voice")
+    enroll.add_argument("audio", nargs="+", metavar="AUDIO_OR_DIR", help="audio or video files, or folders of them")
+    enroll.add_argument("--consent", required=True, metavar="RECORDING", help="the speaker reading the challenge phrase")
+    enroll.add_argument("--challenge", metavar="ID", help="challenge id (default: the latest issued for NAME)")
+    enroll.add_argument("--transcripts", metavar="FILE", help="`file|text` lines, a folder of .txt files, or one .txt")
+    enroll.add_argument("--language", default="en", help="language spoken (default en; others need --transcripts)")
+    enroll.set_defaults(run=cmd_enroll)
+
+    remove = commands.add_parser("remove", help="delete a voice and everything made from it")
+    remove.add_argument("name", help="the voice to delete")
+    remove.set_defaults(run=cmd_remove)
+    lipsync = commands.add_parser("lipsync", help="make the face in a video or photo speak an audio file (mp4)")
+    lipsync.add_argument("face", help="a video (mp4, mov, webm, avi, mkv) or a photo (png, jpg) showing a face")
+    lipsync.add_argument("audio", help="the speech: any audio file (wav, flac, mp3, ogg, m4a...)")
+    _lipsync_options(lipsync)
+    lipsync.set_defaults(run=cmd_lipsync)
+
+    speak_video = commands.add_parser("speak-video", help="speak text in a voice and lip-sync a face to it (mp4)")
+    speak_video.add_argument("face", help="a video or a photo showing a face")
+    speak_video.add_argument("text", help="the text to speak, or - to read it from standard input")
+    speak_video.add_argument("--voice", default="joe", help="voice name (see `voicefake voices`; default joe)")
+    speak_video.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 normal (0.25-4)")
+    _lipsync_options(speak_video)
+    speak_video.set_defaults(run=cmd_speak_video)
     return parser
 
 

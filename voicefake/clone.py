@@ -40,7 +40,32 @@ def _random_sentences(count: int, seed: int) -> list[str]:
     words = [line.split(" ", 1)[0] for line in words_file.read_text(encoding="utf-8").splitlines()]
     words = [w for w in words if re.fullmatch(r"[a-z]{2,10}", w)]
     rng = random.Random(seed)
-    return [" ".join(rng.sample(words, rng.randint(4, 12))).capitalize() + "." for _ in range(count)]
+    return [" ".join(rng.sample(words, rng.randint(3, 7))).capitalize() + "." for _ in range(count)]
+
+
+def onnx_teacher(model_path: Path):
+    """`teacher(sentences)` for distillation from the Piper ONNX graph: (waveform, z) pairs at RTF 0.04.
+
+    z is the decoder's input, exposed as an extra graph output (`/Mul_7_output_0` is `z * y_mask`
+    in Piper's exported graph, the tensor `dec.conv_pre` consumes).
+    """
+    import onnx
+    import onnxruntime
+
+    from . import train
+
+    graph = onnx.load(str(model_path))
+    consumer = next(n for n in graph.graph.node if n.name == "/dec/conv_pre/Conv")
+    graph.graph.output.append(onnx.helper.ValueInfoProto(name=consumer.input[0]))
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    scales = np.array([0.667, 1.0, 0.8], dtype=np.float32)
+
+    def teach(sentences: list[list[int]]):
+        pairs = [session.run(None, {"input": np.array([ids]), "input_lengths": np.array([len(ids)]), "scales": scales})
+                 for ids in sentences]
+        return train.pad_pairs([p[0] for p in pairs], [p[1][0] for p in pairs])
+
+    return teach
 
 
 def base_path() -> Path:
@@ -66,6 +91,7 @@ def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, 
     own_speech = np.concatenate([c.audio for t in VALIDATION_SENTENCES for c in voice.synthesize(t)])
     d_vector = torch.from_numpy(speaker.embed(own_speech, SAMPLE_RATE))
     optimizer = torch.optim.AdamW(model.posterior_encoder.parameters(), lr=2e-4, betas=(0.8, 0.99))
+    teacher = onnx_teacher(voice.info.model_path)
     done, partial = 0, out.with_suffix(".training")
     if resume and partial.exists():
         state = torch.load(partial, map_location="cpu", weights_only=False)
@@ -75,7 +101,7 @@ def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, 
     while done < steps:
         chunk = min(50, steps - done)
         train.distill_posterior_encoder(model, sentences, chunk, d_vector, batch_size, optimizer=optimizer,
-                                        progress=progress)
+                                        teacher=teacher, progress=progress)
         done += chunk
         torch.save({"encoder": model.posterior_encoder.state_dict(), "optimizer": optimizer.state_dict(),
                     "step": done}, partial.with_suffix(".part"))
@@ -118,15 +144,20 @@ def piper_config(base_config: dict, provenance: dict) -> dict:
 def clone_from_dataset(
     data_dir: Path, out_dir: Path, minutes: float = 30.0, device: str = "cpu", licence: str | None = None,
     resume: bool = False, max_steps: int | None = None, on_step=None, settings=None, data_minutes: float | None = None,
+    language: str = "en-us",
 ) -> Path:
-    """Fine-tune the trainable base on an LJSpeech-style folder; write OUT/voice.onnx (+ .json, checkpoint.pt)."""
+    """Fine-tune the trainable base on an LJSpeech-style folder; write OUT/voice.onnx (+ .json, checkpoint.pt).
+
+    `language` is the espeak-ng voice of the transcripts (en-us, ru, de, ...); the clone speaks
+    any language the base voice's phoneme set covers, English best.
+    """
     from . import speaker, train
 
     device = check_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base_voice = load_voice("joe")
-    utterances = train.load_utterances(data_dir, base_voice.phoneme_id_map, minutes=data_minutes)
+    utterances = train.load_utterances(data_dir, base_voice.phoneme_id_map, language, minutes=data_minutes)
     kept = sum(len(u.audio) for u in utterances) / SAMPLE_RATE / 60
     if kept < 1.0 and max_steps is None:
         raise VoicefakeError(f"only {kept:.1f} minutes of usable speech in {data_dir}: cloning needs at least 1 minute")
@@ -153,7 +184,8 @@ def clone_from_dataset(
         return out_dir / "voice.onnx"  # rank 0 exports
     provenance = {
         "tool": "voicefake", "base_voice": "joe", "trained_minutes": round(state.seconds / 60, 2),
-        "steps": state.step, "data_minutes": round(kept, 2), "licence": licence or "not declared",
+        "steps": state.step, "data_minutes": round(kept, 2), "data_language": language,
+        "licence": licence or "not declared",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "d_vector": profile.round(5).tolist(),
     }
     base_config = json.loads(Path(f"{base_voice.info.model_path}.json").read_text(encoding="utf-8"))

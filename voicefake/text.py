@@ -34,13 +34,16 @@ class Sentence:
     phoneme_ids: list[int]
 
 
-def _speakable(char: str) -> bool:
+def _speakable(char: str, latin_only: bool = True) -> bool:
     """Latin-script text, digits, punctuation and common symbols; not emoji or other scripts."""
     code = ord(char)
     if char.isspace():
         return True
-    if unicodedata.category(char).startswith("C"):  # control and unassigned characters
+    category = unicodedata.category(char)
+    if category.startswith("C"):  # control and unassigned characters
         return False
+    if not latin_only and category[0] in "LMNP":  # letters, marks, digits, punctuation of any script
+        return True
     return (
         code < 0x0250  # Basic Latin, Latin-1, Latin Extended-A/B
         or 0x1E00 <= code < 0x1F00  # Latin Extended Additional
@@ -68,12 +71,14 @@ def _spell_amount(match: re.Match) -> str:
     return words
 
 
-def clean_text(text: str) -> str:
+def clean_text(text: str, espeak_voice: str = "en-us") -> str:
     """Check `text` and drop what the voice cannot speak (with a warning).
 
-    Characters of other scripts and emoji are dropped rather than spelled out by espeak
-    ("Chinese letter", "grinning face"); if nothing speakable is left that is an error.
+    For English, characters of other scripts and emoji are dropped rather than spelled out by
+    espeak ("Chinese letter", "grinning face"); other languages keep the letters of any script.
+    If nothing speakable is left, that is an error.
     """
+    latin_only = espeak_voice.startswith("en")
     if not isinstance(text, str):
         raise VoicefakeError(f"text must be a string, not {type(text).__name__}")
     if not text.strip():
@@ -84,11 +89,11 @@ def clean_text(text: str) -> str:
             "split it into several requests"
         )
     text = _AMOUNT.sub(_spell_amount, unicodedata.normalize("NFC", text))
-    dropped = sorted({c for c in text if not _speakable(c)})
+    dropped = sorted({c for c in text if not _speakable(c, latin_only)})
     if dropped:
         shown = " ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else "")
         log.warning("dropped %d kind(s) of character the voice cannot speak: %s", len(dropped), shown)
-        text = "".join(c if _speakable(c) else " " for c in text)
+        text = "".join(c if _speakable(c, latin_only) else " " for c in text)
     if not any(c.isalnum() for c in text):
         raise VoicefakeError(
             "the text has nothing speakable left (this voice reads Latin-script text, digits and punctuation)"
@@ -139,7 +144,7 @@ def phonemes_to_ids(phonemes: Sequence[str], id_map: Mapping[str, Sequence[int]]
 def text_to_sentences(text: str, id_map: Mapping[str, Sequence[int]], espeak_voice: str = "en-us") -> list[Sentence]:
     """Clean, phonemize and encode `text`, one Sentence per spoken sentence (long ones cut)."""
     sentences = []
-    for phonemes in phonemize(clean_text(text), espeak_voice):
+    for phonemes in phonemize(clean_text(text, espeak_voice), espeak_voice):
         for piece in split_long(phonemes):
             sentences.append(Sentence(piece, phonemes_to_ids(piece, id_map)))
     if not sentences:

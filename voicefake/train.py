@@ -84,7 +84,7 @@ def load_utterances(
         seconds = len(audio) / SAMPLE_RATE
         if not min_seconds <= seconds <= max_seconds:
             continue
-        phonemes = [p for sentence in phonemize(clean_text(text), espeak_voice) for p in [*sentence, " "]][:-1]
+        phonemes = [p for sentence in phonemize(clean_text(text, espeak_voice), espeak_voice) for p in [*sentence, " "]][:-1]
         peak = np.abs(audio).max()
         if peak > 0:
             audio = audio * (0.95 / peak)
@@ -184,37 +184,66 @@ class Checkpoint:
         return cls(state["step"], state["seconds"], state["settings"], state["history"])
 
 
-def distillation_batch(model, sentences: list[list[int]], d_vector: torch.Tensor | None = None,
-                       noise: float = 0.667) -> tuple[torch.Tensor, ...]:
-    """Let the model speak `sentences`; return (spectrograms, lengths, the latent z behind them)."""
+def pad_pairs(waves: list[np.ndarray], zs: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+    """Batch (waveform, latent z) pairs as (spectrograms, frame counts, z) for distillation."""
+    frames = [z.shape[1] for z in zs]
+    longest = max(frames)
+    wave_batch = torch.zeros(len(waves), 1, longest * HOP_LENGTH)
+    z_batch = torch.zeros(len(zs), zs[0].shape[0], longest)
+    for i, (w, z) in enumerate(zip(waves, zs)):
+        w = torch.as_tensor(w).reshape(-1)[: longest * HOP_LENGTH]
+        wave_batch[i, 0, : len(w)] = w
+        z_batch[i, :, : z.shape[1]] = torch.as_tensor(z)
+    return spectrogram(wave_batch), torch.tensor(frames), z_batch
+
+
+def _random_windows(spec, lengths, z, window: int):
+    """The same random slice of at most `window` frames from each spectrogram and its z."""
+    width = min(window, int(lengths.max()))
+    spec_out = torch.zeros(spec.shape[0], spec.shape[1], width)
+    z_out = torch.zeros(z.shape[0], z.shape[1], width)
+    for i, n in enumerate(lengths.tolist()):
+        start = random.randint(0, max(0, n - width))
+        spec_out[i, :, : min(width, n)] = spec[i, :, start : start + width]
+        z_out[i, :, : min(width, n)] = z[i, :, start : start + width]
+    return spec_out, lengths.clamp(max=width), z_out
+
+
+def pytorch_teacher(model, d_vector: torch.Tensor | None = None, noise: float = 0.667):
+    """`teacher(sentences)`: the model speaks them; returns their (waveform, z) pairs batched."""
     g = None if d_vector is None else d_vector.reshape(1, -1)
-    with torch.no_grad():
-        waves, zs, frames = [], [], []
+
+    @torch.no_grad()
+    def teach(sentences: list[list[int]]):
+        waves, zs = [], []
         for ids in sentences:
             model.inference_noise_scale, model.length_scale, model.inference_noise_scale_dp = noise, 1.0, 0.8
             out = model.inference(torch.tensor([ids]), aux_input={"x_lengths": torch.tensor([len(ids)]), "d_vectors": g})
             waves.append(out["model_outputs"][0, 0])
             zs.append(out["z"][0])
-            frames.append(out["z"].shape[2])
-        longest = max(frames)
-        wave_batch = torch.zeros(len(waves), 1, longest * HOP_LENGTH)
-        z_batch = torch.zeros(len(zs), zs[0].shape[0], longest)
-        for i, (w, z) in enumerate(zip(waves, zs)):
-            wave_batch[i, 0, : len(w)] = w[: longest * HOP_LENGTH]
-            z_batch[i, :, : z.shape[1]] = z
-    return spectrogram(wave_batch), torch.tensor(frames), z_batch
+        return pad_pairs(waves, zs)
+
+    return teach
 
 
 def distill_posterior_encoder(model, sentences: list[list[int]], steps: int, d_vector: torch.Tensor | None = None,
-                              batch_size: int = 8, lr: float = 2e-4, optimizer=None, progress=None) -> list[float]:
-    """Teach the posterior encoder to recover, from a spectrogram, the z the decoder made it from."""
+                              batch_size: int = 8, lr: float = 2e-4, optimizer=None, teacher=None,
+                              progress=None, window: int = 96) -> list[float]:
+    """Teach the posterior encoder to recover, from a spectrogram, the z the decoder made it from.
+
+    `teacher(sentences) -> (spectrograms, frames, z)` makes the examples; by default the model
+    itself in PyTorch (clone.py uses the 5x faster ONNX graph of the same voice). The encoder
+    sees random `window`-frame slices: its receptive field is 65 frames, so whole sentences
+    would cost more and teach nothing more.
+    """
     encoder = model.posterior_encoder
     optimizer = optimizer or torch.optim.AdamW(encoder.parameters(), lr=lr, betas=(0.8, 0.99))
+    teacher = teacher or pytorch_teacher(model, d_vector)
     g = None if d_vector is None else d_vector.reshape(1, -1, 1)
     losses = []
     for _ in range(steps):
         picked = random.sample(sentences, min(batch_size, len(sentences)))
-        spec, lengths, z = distillation_batch(model, picked, d_vector)
+        spec, lengths, z = _random_windows(*teacher(picked), window)
         encoder.train()
         _, m_q, logs_q, mask = encoder(spec, lengths, g=None if g is None else g.expand(len(picked), -1, -1))
         # Gaussian likelihood of the true z under q, per frame: fits the mean and a calibrated spread

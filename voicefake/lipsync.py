@@ -1,0 +1,433 @@
+"""Lip-sync: make the mouth in a video (or a photo) follow new audio.
+
+    report = voicefake.lipsync("face.mp4", "speech.wav", "out.mp4")
+    report = voicefake.speak_video("face.png", "Hello there.", "out.mp4", voice="joe")
+
+Two passes over the face video, streamed (memory does not grow with its length): the first
+follows the face and records its landmarks and the best view of its open mouth; the landmarks
+are then smoothed over time; the second pass reshapes each frame's mouth to the audio and
+encodes H.264 + AAC into a file that appears only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VoicefakeError
+
+ENGINES = ("auto", "classic", "wav2lip")
+LABEL_TEXT = "AI-generated"
+
+# Every output frame passes through these, in order, after the visible label, in finalize_frame():
+# the place for an invisible watermark. Each takes (frame BGR uint8, index, fps) -> frame.
+FRAME_FILTERS: list[Callable[[np.ndarray, int, float], np.ndarray]] = []
+
+
+@dataclass
+class LipsyncReport:
+    """What `lipsync` did."""
+
+    output: Path
+    engine: str  # "classic" or "wav2lip"
+    width: int
+    height: int
+    fps: float
+    frames: int  # output frames
+    duration: float  # seconds of audio (= video)
+    face_frames: int  # output frames whose mouth was reshaped
+    no_face_frames: int  # output frames passed through: no face found
+    turned_frames: int  # output frames passed through or softened: face turned away (profile)
+    covered_frames: int  # output frames passed through: something (a hand) in front of the mouth
+    mouth_source: str  # "phonemes" (exact timings), "audio" (acoustic features) or "mel spectrogram" (wav2lip)
+    mouth_interior: str  # "harvested" (from the clip's own open mouth), "procedural" or "-"
+    speech: bool  # False: the audio never asks the mouth to open, so it stays closed
+    seconds: float  # wall-clock time
+    opening: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # target mouth opening per frame
+    synced: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, bool))  # which frames were reshaped
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        parts = [
+            f"wrote {self.output} ({self.width}x{self.height}, {self.fps:.3g} fps, "
+            f"{self.frames} frames, {self.duration:.1f} s)",
+            f"engine {self.engine}",
+            f"mouth from {self.mouth_source}",
+            f"{self.face_frames} frames lip-synced",
+        ]
+        if self.no_face_frames:
+            parts.append(f"{self.no_face_frames} without a face left as they were")
+        if self.covered_frames:
+            parts.append(f"{self.covered_frames} with the mouth covered left as they were")
+        if self.turned_frames:
+            parts.append(f"{self.turned_frames} with the face turned away (softened)")
+        if not self.speech:
+            parts.append("no speech in the audio: mouth kept closed")
+        parts.append(f"{self.frames / max(self.seconds, 1e-6):.1f} frames/s")
+        return "; ".join(parts)
+
+
+def draw_label(frame: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
+    """The visible disclosure: `text` in the bottom-right corner, on a translucent dark box, in place."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    scale = max(0.35, min(h, w) / 900.0)
+    thickness = max(1, int(round(scale * 2)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(3, int(round(th * 0.45)))
+    x1, y1 = w - pad * 2, h - pad * 2
+    x0, y0 = max(0, x1 - tw - 2 * pad), max(0, y1 - th - base - 2 * pad)
+    box = frame[y0:y1, x0:x1]
+    box[:] = (box.astype(np.float32) * 0.45).astype(np.uint8)
+    cv2.putText(
+        frame,
+        text,
+        (x0 + pad, y1 - pad - base // 2),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
+    )
+    return frame
+
+
+def finalize_frame(frame: np.ndarray, index: int, fps: float, label: bool = True) -> np.ndarray:
+    """The one place every output frame is finished: a private copy, the visible label, then FRAME_FILTERS."""
+    frame = frame.copy()
+    if label:
+        frame = draw_label(frame)
+    for apply in FRAME_FILTERS:
+        frame = apply(frame, index, fps)
+    return frame
+
+
+WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
+
+
+def pretrained_dirs() -> list[Path]:
+    """Where Wav2Lip weights are looked for: $VOICEFAKE_HOME/pretrained, ./pretrained, the checkout's pretrained/."""
+    from .voice import voicefake_home
+
+    dirs = [
+        voicefake_home() / "pretrained",
+        Path.cwd() / "pretrained",
+        Path(__file__).resolve().parents[1] / "pretrained",
+    ]
+    return list(dict.fromkeys(dirs))
+
+
+def find_wav2lip_weights() -> Path | None:
+    """The first Wav2Lip generator checkpoint (a file named wav2lip*.pth / .pt) in `pretrained_dirs()`."""
+    for folder in pretrained_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                name = path.name.lower()
+                if path.is_file() and name.startswith("wav2lip") and name.endswith(WEIGHT_SUFFIXES):
+                    return path
+    return None
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _audio_input(audio) -> tuple[np.ndarray, int, list | None]:
+    """(samples, rate, phoneme timings or None) from a path, AudioChunk(s) or (samples, rate)."""
+    from .video import load_audio_any
+    from .visemes import timings_from_chunks
+    from .voice import AudioChunk
+
+    if isinstance(audio, (str, os.PathLike)):
+        samples, rate = load_audio_any(audio)
+        return samples, rate, None
+    if isinstance(audio, AudioChunk):
+        audio = [audio]
+    if isinstance(audio, tuple) and len(audio) == 2 and isinstance(audio[1], (int, np.integer)):
+        return np.asarray(audio[0], dtype=np.float32).reshape(-1), int(audio[1]), None
+    chunks = list(audio)
+    if not chunks or not all(isinstance(c, AudioChunk) for c in chunks):
+        raise VoicefakeError("audio must be a file path, AudioChunk(s) from Voice.synthesize, or (samples, rate)")
+    rates = {c.sample_rate for c in chunks}
+    if len(rates) != 1:
+        raise VoicefakeError(
+            f"audio chunks have different sample rates {sorted(rates)}: synthesize them with one voice"
+        )
+    samples = np.concatenate([np.asarray(c.audio, dtype=np.float32).reshape(-1) for c in chunks])
+    return samples, rates.pop(), timings_from_chunks(chunks)
+
+
+def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
+    if engine not in ENGINES:
+        raise VoicefakeError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            raise VoicefakeError(f"no Wav2Lip weights at {weights}")
+        return ("classic", None) if engine == "classic" else ("wav2lip", weights)
+    if engine == "classic":
+        return "classic", None
+    found = find_wav2lip_weights()
+    if engine == "wav2lip" and found is None:
+        where = ", ".join(str(d) for d in pretrained_dirs())
+        raise VoicefakeError(
+            f"--engine wav2lip needs Wav2Lip weights (wav2lip.pth or wav2lip_gan.pth) in one of: {where}; "
+            "voicefake cannot download them. Use --engine classic (the default without weights)"
+        )
+    return ("wav2lip", found) if found is not None else ("classic", None)
+
+
+def _strengths(found: np.ndarray, yaw: np.ndarray, fps: float) -> np.ndarray:
+    """How much to reshape each input frame's mouth, 0..1.
+
+    Full on frontal faces; fading out between a three-quarter view and profile (where a 2-D mouth
+    model is wrong); and ramped over ~0.12 s where the face appears or disappears, so the edit
+    never pops in or out.
+    """
+    turned = np.clip((0.55 - np.abs(yaw)) / 0.25, 0.0, 1.0)
+    ramp = max(1, int(round(0.12 * fps)))
+    n = len(found)
+    distance = np.full(n, ramp, dtype=np.float64)
+    last = -(10**9)
+    for i in range(n):  # distance to the nearest frame without a face, both ways
+        if not found[i]:
+            last = i
+        distance[i] = min(distance[i], i - last)
+    last = 10**9
+    for i in range(n - 1, -1, -1):
+        if not found[i]:
+            last = i
+        distance[i] = min(distance[i], last - i)
+    fade = np.clip(distance / ramp, 0.0, 1.0) if not found.all() else np.ones(n)
+    return np.where(found, turned * fade, 0.0)
+
+
+def _better_interior(frame, points, interior, widest):
+    """Keep the mouth interior of the frame with the widest real open mouth seen so far."""
+    from .face import mouth_opening, yaw_ratio
+    from .mouth import MouthInterior, occlusion_score
+
+    opening = mouth_opening(points)
+    if opening > widest and abs(yaw_ratio(points)) < 0.25 and occlusion_score(frame, points) < 0.9:
+        candidate = MouthInterior.harvest(frame, points)
+        if candidate.looks_like_a_mouth():
+            return candidate, opening
+    return interior, widest
+
+
+def _occluded(scores: dict[int, float], n: int) -> np.ndarray:
+    """Frames whose mouth is covered: edge orientation far above this video's clear frames (its lower
+    quartile, so a beard or a mustache, present throughout, is not taken for a hand), over 5 frames."""
+    values = np.full(n, np.nan)
+    for i, v in scores.items():
+        values[i] = v
+    known = ~np.isnan(values)
+    if known.sum() < 2:
+        return np.zeros(n, dtype=bool)
+    threshold = max(1.0, 1.6 * float(np.percentile(values[known], 25)))
+    padded = np.pad(np.where(known, values, 0.0), 2, mode="edge")
+    smooth = np.array([np.median(padded[i : i + 5]) for i in range(n)])
+    return known & (smooth > threshold)
+
+
+# ---------------------------------------------------------------- the job
+
+
+def lipsync(
+    face: str | os.PathLike,
+    audio,
+    out: str | os.PathLike,
+    *,
+    face_index: int | None = None,
+    label: bool = True,
+    engine: str = "auto",
+    weights: str | os.PathLike | None = None,
+    progress: bool = True,
+    quality: int = 14,
+) -> LipsyncReport:
+    """Make the face in `face` (video or photo) speak `audio`; write an H.264 + AAC mp4 to `out`.
+
+    `audio`: a file path, AudioChunk(s) from `Voice.synthesize` (their phoneme timings drive the
+    mouth exactly) or (samples, rate). The video runs as long as the audio: trimmed, or played
+    back and forth. `face_index` picks the N-th face from the left (default: the largest);
+    `label` draws the visible "AI-generated" label; `engine` is auto, classic or wav2lip.
+    """
+    from tqdm import tqdm
+
+    from .face import FaceTracker, detect_faces, smooth_track, yaw_ratio
+    from .mouth import MouthInterior, MouthRenderer, occlusion_score, refine_inner_lips
+    from .video import (
+        VideoWriter,
+        check_video_output,
+        frames_in_order,
+        iter_frames,
+        open_face_media,
+        ping_pong,
+        prefetch,
+        sample_frames,
+    )
+    from .visemes import track_from_audio, track_from_phonemes
+
+    started = time.perf_counter()
+    out = check_video_output(out)
+    if face_index is not None and face_index < 0:
+        raise VoicefakeError(f"face index {face_index} is negative: faces are counted from 0, the leftmost")
+    samples, rate, timings = _audio_input(audio)
+    if len(samples) == 0 or rate <= 0:
+        raise VoicefakeError("the audio is empty (0 s long): give speech to lip-sync to")
+    duration = len(samples) / rate
+    media = open_face_media(face)
+    engine, weights = _pick_engine(engine, weights)
+
+    n_out = max(1, int(round(duration * float(media.fps))))
+    # pass 1: follow the face, note the best open mouth (only as far as the output will go)
+    tracker = FaceTracker(face_index, still=media.still)
+    raw: list[np.ndarray] = []
+    nan = np.full((68, 2), np.nan, dtype=np.float32)
+    interior, widest = None, MouthInterior.MIN_OPENING
+    fallback = None
+    occlusion: dict[int, float] = {}
+    bar = tqdm(
+        total=min(media.frames or n_out, n_out), desc="tracking face", unit="frame", disable=not progress, leave=False
+    )
+    for frame in prefetch(iter_frames(media, record=True)):
+        if len(raw) == n_out:  # the audio is shorter than the video: the rest is never shown
+            media.frames = n_out
+            break
+        points = tracker(frame)
+        bar.update(1)
+        if points is None:
+            raw.append(nan)
+            continue
+        points = refine_inner_lips(frame, points)
+        raw.append(points)
+        occlusion[len(raw) - 1] = occlusion_score(frame, points)
+        if engine == "classic":
+            if fallback is None:
+                fallback = MouthInterior.procedural(frame, points)
+            interior, widest = _better_interior(frame, points, interior, widest)
+    bar.close()
+    if engine == "classic" and not media.still and len(raw) == n_out and tracker.last_center is not None:
+        # The audio ends before the video: glance at the rest of it too for a wide-open mouth.
+        for frame in sample_frames(media, 12, after=n_out / float(media.fps)):
+            faces = detect_faces(frame, upsample=0)
+            if faces:
+                points = min(faces, key=lambda p: np.hypot(*(p.mean(axis=0) - tracker.last_center)))
+                interior, widest = _better_interior(frame, refine_inner_lips(frame, points), interior, widest)
+    n_in = len(raw)
+    if n_in == 0:
+        raise VoicefakeError(f"{face} has no frames that can be decoded")
+    landmarks = np.stack(raw)
+    found = ~np.isnan(landmarks[:, 0, 0])
+    if not found.any():
+        if face_index is not None and tracker.most_faces:
+            raise VoicefakeError(
+                f"there is no face number {face_index} in {face}: it shows at most {tracker.most_faces} "
+                "at once, numbered from 0 (the leftmost)"
+            )
+        raise VoicefakeError(
+            f"no face found in {face}: use a photo or video where a face is clearly visible, "
+            "roughly frontal and at least 80 pixels wide"
+        )
+    fps = float(media.fps)
+    landmarks = smooth_track(landmarks, fps)
+    found = ~np.isnan(landmarks[:, 0, 0])
+    yaw = np.array([yaw_ratio(p) if ok else 0.0 for p, ok in zip(landmarks, found)])
+    occluded = _occluded(occlusion, n_in)
+    strength = _strengths(found & ~occluded, yaw, fps)
+
+    # what each output frame shows
+    order = list(range(n_out)) if n_out <= n_in else ping_pong(n_in, n_out)
+    if timings:
+        track = track_from_phonemes(timings, fps, n_out)
+    else:
+        track = track_from_audio(samples, rate, fps, n_out)
+
+    if engine == "wav2lip":
+        from .wav2lip import Wav2LipRenderer, load_checkpoint
+
+        neural = Wav2LipRenderer(load_checkpoint(weights), samples, rate, fps)
+
+        def render(frame, points, k, s):
+            return neural.render(frame, points, k, s)
+
+        interior_name = "-"
+    else:
+        interior = interior or fallback
+        classic = MouthRenderer(interior)
+
+        def render(frame, points, k, s):
+            return classic.render(frame, points, float(track.opening[k]), float(track.spread[k]), s)
+
+        interior_name = interior.source
+
+    # pass 2: render and encode
+    done = no_face = turned = covered = 0
+    synced = np.zeros(n_out, dtype=bool)
+    with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
+        frames = prefetch(frames_in_order(media, order))
+        for k, frame in enumerate(
+            tqdm(frames, total=n_out, desc="lip-syncing", unit="frame", disable=not progress, leave=False)
+        ):
+            i = order[k]
+            if not found[i]:
+                no_face += 1
+            elif occluded[i]:
+                covered += 1
+            else:
+                if strength[i] < 0.999 and abs(yaw[i]) > 0.3:
+                    turned += 1
+                if strength[i] > 0:
+                    frame = render(frame, landmarks[i], k, float(strength[i]))
+                    done += 1
+                    synced[k] = True
+            writer.write(finalize_frame(frame, k, fps, label))
+            if k + 1 == n_out:
+                break
+        if writer.frames < n_out:
+            raise VoicefakeError(f"{face}: could only decode {writer.frames} of {n_out} frames")
+    return LipsyncReport(
+        output=out,
+        engine=engine,
+        width=writer.width,
+        height=writer.height,
+        fps=fps,
+        frames=writer.frames,
+        duration=duration,
+        face_frames=done,
+        no_face_frames=no_face,
+        turned_frames=turned,
+        covered_frames=covered,
+        mouth_source="mel spectrogram" if engine == "wav2lip" else track.source,
+        mouth_interior=interior_name,
+        speech=track.has_speech,
+        seconds=time.perf_counter() - started,
+        opening=np.asarray(track.opening, dtype=np.float32),
+        synced=synced,
+    )
+
+
+def speak_video(
+    face: str | os.PathLike,
+    text: str,
+    out: str | os.PathLike,
+    *,
+    voice: str = "joe",
+    speed: float = 1.0,
+    **options,
+) -> LipsyncReport:
+    """Text -> speech in `voice` -> lip-sync of `face`, driven by the synthesis's exact phoneme timings."""
+    from .video import check_video_output, open_face_media
+    from .voice import load_voice
+
+    check_video_output(out)  # fail on a bad path or face before spending time on speech
+    open_face_media(face)
+    chunks: Sequence = list(load_voice(voice).synthesize(text, speed=speed))
+    if not chunks:
+        raise VoicefakeError("the text has nothing to say: give some words")
+    return lipsync(face, chunks, out, **options)

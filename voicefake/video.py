@@ -1,0 +1,558 @@
+"""Video in and out with PyAV (FFmpeg inside the wheel): stream frames, never hold a whole video.
+
+Reading: a photo or any video FFmpeg decodes; frames come as BGR uint8 arrays in display order,
+optionally in an arbitrary order of indices (for ping-pong looping) with bounded memory.
+Writing: H.264 + AAC mp4 into a hidden file beside the target, renamed into place only on success.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VoicefakeError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"}
+STILL_FPS = Fraction(25)  # a photo becomes a video at this rate
+MAX_SIDE = 4096  # "up to 4K": larger inputs are refused rather than exhausting memory
+BLOCK_BYTES = 64 * 2**20  # frames held at once when playing a video backwards
+
+
+@dataclass
+class FaceMedia:
+    """A photo or a video to lip-sync, as probed (frame count is exact once `scan` has run)."""
+
+    path: Path
+    still: bool
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    rotation: int = 0  # degrees counter-clockwise the frames must be turned to display upright
+    pts: list = field(default_factory=list)  # presentation time of each frame, for seeking
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (a photo: 0)."""
+        return 0.0 if self.still else self.frames / float(self.fps)
+
+
+def open_face_media(path: str | os.PathLike) -> FaceMedia:
+    """Probe a photo or a video; a clear error for anything else."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise VoicefakeError(f"cannot read {path}: no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_EXTS else None
+    if image is not None:
+        h, w = image.shape[:2]
+        _check_size(path, w, h)
+        return FaceMedia(path, True, w, h, STILL_FPS, 1)
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams.video if not _is_cover_art(s)]
+            if not streams:
+                raise VoicefakeError(
+                    f"{path} has no video: give a video (mp4, mov, webm, avi, mkv) or a photo (png, jpg)"
+                )
+            stream = streams[0]
+            w, h = stream.codec_context.width, stream.codec_context.height
+            fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+            frames = stream.frames  # from the header; some containers (webm, mkv) leave it 0
+            if not frames and stream.duration and stream.time_base:
+                frames = int(round(float(stream.duration * stream.time_base * fps)))
+            rotation = 0
+            for frame in container.decode(stream):  # one frame: proves it decodes, tells the rotation
+                rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+                break
+            else:
+                raise VoicefakeError(f"{path} has a video stream with no frames")
+    except VoicefakeError:
+        raise
+    except Exception as error:  # FFmpeg's own errors: not a media file, truncated, unknown codec
+        image_hint = " (or an image OpenCV cannot read)" if path.suffix.lower() in IMAGE_EXTS else ""
+        raise VoicefakeError(f"{path} is not an image or a video{image_hint}: {_short(error)}") from error
+    if rotation in (90, 270):
+        w, h = h, w
+    _check_size(path, w, h)
+    if fps <= 0 or fps > 240:
+        fps = Fraction(25)
+    return FaceMedia(path, False, w, h, Fraction(fps).limit_denominator(100000), int(frames or 0), rotation)
+
+
+def _is_cover_art(stream) -> bool:
+    import av
+
+    try:
+        return bool(stream.disposition & av.stream.Disposition.attached_pic)
+    except AttributeError:
+        return False
+
+
+def _short(error: Exception) -> str:
+    return str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+
+
+def _check_size(path: Path, w: int, h: int) -> None:
+    if not w or not h:
+        raise VoicefakeError(f"{path}: the video has no picture size")
+    if max(w, h) > MAX_SIDE:
+        raise VoicefakeError(
+            f"{path} is {w}x{h}: frames up to 4K ({MAX_SIDE} px a side) are supported; scale it down first"
+        )
+
+
+def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 90:
+        return np.ascontiguousarray(np.rot90(image, 1))
+    if rotation == 180:
+        return np.ascontiguousarray(image[::-1, ::-1])
+    if rotation == 270:
+        return np.ascontiguousarray(np.rot90(image, 3))
+    return image
+
+
+def to_bgr(frame) -> np.ndarray:
+    """A decoded frame as BGR uint8. Plain limited-range 4:2:0 (nearly every video) is converted by
+    OpenCV, exactly the inverse of how VideoWriter encodes (FFmpeg's default converter is off by
+    1-4 levels each way, enough to show as a colour shift after a round trip)."""
+    import cv2
+
+    if (
+        frame.format.name == "yuv420p"
+        and frame.width % 2 == 0
+        and frame.height % 2 == 0
+        and frame.color_range != 2
+        and frame.colorspace in (0, 2, 5, 6)
+    ):  # BT.601 or untagged
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+    if frame.colorspace == 1:  # BT.709 (HD): tell FFmpeg, which assumes BT.601 otherwise
+        return frame.reformat(format="bgr24", src_colorspace="ITU709", dst_colorspace="ITU601").to_ndarray()
+    return frame.to_ndarray(format="bgr24")
+
+
+def iter_frames(media: FaceMedia, record: bool = False) -> Iterator[np.ndarray]:
+    """Every frame in display order (a photo: once). `record` notes each frame's timestamp and the count."""
+    import cv2
+
+    if media.still:
+        yield cv2.imread(str(media.path), cv2.IMREAD_COLOR)
+        return
+    import av
+
+    if record:
+        media.pts = []
+    count = 0
+    with av.open(str(media.path)) as container:
+        stream = next(s for s in container.streams.video if not _is_cover_art(s))
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if record:
+                media.pts.append(frame.pts)
+            count += 1
+            yield _upright(to_bgr(frame), media.rotation)
+    if record:
+        media.frames = count
+
+
+def sample_frames(media: FaceMedia, count: int, after: float = 0.0) -> Iterator[np.ndarray]:
+    """About `count` frames spread evenly over the video from `after` seconds on, each found by a
+    seek to the keyframe before its time: a cheap look at parts of a video not decoded in full."""
+    import av
+
+    if media.still or count <= 0:
+        return
+    with av.open(str(media.path)) as container:
+        stream = next(s for s in container.streams.video if not _is_cover_art(s))
+        if not stream.time_base:
+            return
+        end = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+        if end <= after:
+            return
+        start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        for t in np.linspace(after, end, count + 2)[1:-1]:
+            try:
+                container.seek(int((start + t) / stream.time_base), stream=stream, backward=True, any_frame=False)
+                frame = next(container.decode(stream), None)
+            except (av.error.FFmpegError, StopIteration):
+                continue
+            if frame is not None:
+                yield _upright(to_bgr(frame), media.rotation)
+
+
+def frames_in_order(media: FaceMedia, order: Sequence[int]) -> Iterator[np.ndarray]:
+    """Frames at the given indices, e.g. a ping-pong 0..N-1, N-2..0, 1.. sequence.
+
+    Forward runs stream; backward runs are decoded in blocks of at most BLOCK_BYTES, from the
+    keyframe before each block, and played in reverse: memory stays bounded whatever the length.
+    """
+    import cv2
+
+    if media.still:
+        image = cv2.imread(str(media.path), cv2.IMREAD_COLOR)
+        for _ in order:
+            yield image
+        return
+    k = 0
+    while k < len(order):
+        step = 1 if k + 1 >= len(order) or order[k + 1] >= order[k] else -1
+        end = k + 1
+        while end < len(order) and order[end] - order[end - 1] == step:
+            end += 1
+        run = order[k:end]
+        if step == 1:
+            yield from _forward(media, run[0], len(run))
+        else:
+            yield from _backward(media, run[-1], run[0])
+        k = end
+
+
+def _seek_decode(media: FaceMedia, first: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, frame) from frame `first` on, seeking to the keyframe before it when timestamps allow."""
+    import av
+
+    with av.open(str(media.path)) as container:
+        stream = next(s for s in container.streams.video if not _is_cover_art(s))
+        stream.thread_type = "AUTO"
+        index_of = {}
+        if first > 0 and len(media.pts) == media.frames and None not in media.pts[: first + 1]:
+            index_of = {p: i for i, p in enumerate(media.pts)}
+            container.seek(media.pts[first], stream=stream, backward=True, any_frame=False)
+        index = 0
+        for frame in container.decode(stream):
+            if index_of:
+                if frame.pts not in index_of:
+                    continue
+                index = index_of[frame.pts]
+                if index > first:  # the seek overshot (an odd container): decode from the start
+                    yield from _seek_decode_from_start(media, first)
+                    return
+                index_of = {}
+            if index >= first:
+                yield index, _upright(to_bgr(frame), media.rotation)
+            index += 1
+
+
+def _seek_decode_from_start(media: FaceMedia, first: int) -> Iterator[tuple[int, np.ndarray]]:
+    import av
+
+    with av.open(str(media.path)) as container:
+        stream = next(s for s in container.streams.video if not _is_cover_art(s))
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if index >= first:
+                yield index, _upright(to_bgr(frame), media.rotation)
+
+
+def _forward(media: FaceMedia, first: int, count: int) -> Iterator[np.ndarray]:
+    produced = 0
+    last = None
+    for _, frame in _seek_decode(media, first):
+        last = frame
+        yield frame
+        produced += 1
+        if produced == count:
+            return
+    while produced < count and last is not None:  # fewer frames than the scan counted: hold the last
+        yield last
+        produced += 1
+
+
+def _backward(media: FaceMedia, low: int, high: int) -> Iterator[np.ndarray]:
+    """Frames high, high-1, ..., low."""
+    per_block = max(1, BLOCK_BYTES // max(1, media.width * media.height * 3))
+    top = high
+    while top >= low:
+        bottom = max(low, top - per_block + 1)
+        block = []
+        for index, frame in _seek_decode(media, bottom):
+            block.append(frame)
+            if index >= top:
+                break
+        while len(block) < top - bottom + 1 and block:
+            block.append(block[-1])
+        yield from reversed(block)
+        top = bottom - 1
+
+
+def prefetch(frames: Iterator, depth: int = 3) -> Iterator:
+    """Run a frame iterator on a worker thread, `depth` frames ahead (decoding works without the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((end, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put((end, error))
+
+    worker = threading.Thread(target=produce, name="voicefake-decoder", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+def ping_pong(frames: int, count: int) -> list[int]:
+    """Indices of `count` output frames from a clip of `frames`: forward, then back, and so on."""
+    if frames <= 1:
+        return [0] * count
+    period = 2 * frames - 2
+    return [(k % period) if (k % period) < frames else period - (k % period) for k in range(count)]
+
+
+# ---------------------------------------------------------------- audio
+
+
+def load_audio_any(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Mono float32 audio and its rate from any file: soundfile formats, else whatever FFmpeg decodes
+    (m4a, aac, opus, the audio track of a video)."""
+    from .audio import read_audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise VoicefakeError(f"cannot read audio {path}: no such file")
+    try:
+        return read_audio(path)
+    except VoicefakeError:
+        pass
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise VoicefakeError(f"{path} has no audio: give an audio file (wav, flac, mp3, ogg, m4a...)")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.codec_context.sample_rate or 48000)
+            parts = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1))
+            rate = resampler.rate
+    except VoicefakeError:
+        raise
+    except Exception as error:
+        raise VoicefakeError(f"cannot read audio from {path}: {_short(error)}") from error
+    return (np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)), int(rate)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def check_video_output(path: str | os.PathLike) -> Path:
+    """Fail before any work if `path` cannot receive an mp4."""
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise VoicefakeError(f"the output must be an .mp4 file (H.264 + AAC), not {path.name!r}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise VoicefakeError(f"cannot write {path}: it is a folder, give a file name such as {path / 'out.mp4'}")
+    if not folder.is_dir():
+        raise VoicefakeError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise VoicefakeError(f"cannot write {path}: permission denied (choose another output path)")
+    try:  # the real test (read-only file systems, root, network shares): make and drop a file there
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise VoicefakeError(f"cannot write {path}: {error.strerror or error} (choose another output path)") from error
+    return path
+
+
+class VideoWriter:
+    """H.264 (yuv420p) + AAC mp4 that appears at `path` only when closed without error.
+
+    Frames and audio are interleaved as they come; `quality` is x264's CRF (lower is better).
+    """
+
+    AUDIO_RATE = 48000
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: Fraction,
+        audio: np.ndarray,
+        sample_rate: int,
+        quality: int = 14,
+        preset: str = "veryfast",
+    ):
+        self.path = check_video_output(path)
+        self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
+        self.fps = Fraction(fps)
+        self.quality, self.preset = quality, preset
+        import soxr
+
+        audio = np.asarray(audio, dtype=np.float32)
+        if sample_rate != self.AUDIO_RATE and len(audio):
+            audio = soxr.resample(audio, sample_rate, self.AUDIO_RATE).astype(np.float32)
+        self.audio = np.clip(audio, -1.0, 1.0)
+        self.frames = 0
+        self._audio_pos = 0
+        self._tmp: str | None = None
+        self._container = None
+        self._worker: threading.Thread | None = None
+        self._queue: queue.Queue | None = None
+        self._error: Exception | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        import av
+
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
+            os.close(fd)
+            self._container = av.open(self._tmp, "w", format="mp4", options={"movflags": "+faststart"})
+            video = self._container.add_stream("libx264", rate=self.fps)
+            video.width, video.height = self.width, self.height
+            video.pix_fmt = "yuv420p"
+            video.options = {"crf": str(self.quality), "preset": self.preset}  # time base: 1/fps, set by PyAV
+            video.codec_context.colorspace = 6  # BT.601 matrix (what OpenCV's conversion uses), limited range
+            video.codec_context.color_range = 1
+            audio = self._container.add_stream("aac", rate=self.AUDIO_RATE)
+            audio.layout = "mono"
+            audio.bit_rate = 128000
+            self._video, self._audio_stream = video, audio
+        except Exception as error:
+            self._discard()
+            raise VoicefakeError(f"cannot write {self.path}: {_short(error)}") from error
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one BGR uint8 frame (of the size given at creation).
+
+        Encoding runs on a worker thread (FFmpeg works without the GIL), so the caller can render the
+        next frame meanwhile; at most a few frames wait in between.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._worker is None:
+            self._queue = queue.Queue(maxsize=4)
+            self._worker = threading.Thread(target=self._encode_loop, name="voicefake-encoder", daemon=True)
+            self._worker.start()
+        self._queue.put(frame)
+        self.frames += 1
+
+    def _encode_loop(self) -> None:
+        encoded = 0
+        while True:
+            frame = self._queue.get()
+            if frame is None or self._error is not None:
+                return
+            try:
+                self._encode(frame, encoded)
+                encoded += 1
+            except Exception as error:  # reported to the writing thread on its next call
+                self._error = VoicefakeError(f"cannot write {self.path}: {_short(error)}")
+
+    def _encode(self, frame: np.ndarray, index: int) -> None:
+        import av
+        import cv2
+
+        if frame.shape[1] != self.width or frame.shape[0] != self.height:
+            frame = np.pad(
+                frame, ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0)), mode="edge"
+            )
+        out = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        out.pts = index
+        for packet in self._video.encode(out):
+            self._container.mux(packet)
+        self._write_audio_until(int(round((index + 1) / self.fps * self.AUDIO_RATE)))
+
+    def _finish_worker(self) -> None:
+        if self._worker is not None:
+            while self._worker.is_alive():  # hand over the end marker without blocking on a dead worker
+                try:
+                    self._queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            self._worker.join()
+            self._worker = None
+
+    def _write_audio_until(self, sample: int) -> None:
+        import av
+
+        sample = min(sample, len(self.audio))
+        step = 1024
+        while self._audio_pos + step <= sample or (sample == len(self.audio) and self._audio_pos < sample):
+            chunk = self.audio[self._audio_pos : self._audio_pos + step]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+            frame.sample_rate = self.AUDIO_RATE
+            frame.pts = self._audio_pos
+            frame.time_base = Fraction(1, self.AUDIO_RATE)
+            for packet in self._audio_stream.encode(frame):
+                self._container.mux(packet)
+            self._audio_pos += len(chunk)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None:
+                self._error = self._error or VoicefakeError("stopped")  # the worker drops what is queued
+            self._finish_worker()
+            if exc_type is None:
+                if self._error is not None:
+                    raise self._error
+                if self.frames == 0:
+                    raise VoicefakeError(f"nothing to write to {self.path}: no frames were produced")
+                self._write_audio_until(len(self.audio))
+                for packet in self._video.encode(None):
+                    self._container.mux(packet)
+                for packet in self._audio_stream.encode(None):
+                    self._container.mux(packet)
+                self._container.close()
+                self._container = None
+                os.replace(self._tmp, self.path)
+        except Exception as error:
+            if isinstance(error, VoicefakeError):
+                raise
+            raise VoicefakeError(f"cannot write {self.path}: {_short(error)}") from error
+        finally:
+            self._discard()
+
+    def _discard(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # already failing: the partial file is deleted next anyway
+                pass
+            self._container = None
+        if self._tmp and os.path.exists(self._tmp):
+            os.unlink(self._tmp)
