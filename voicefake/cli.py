@@ -89,6 +89,39 @@ def cmd_remove(args: argparse.Namespace) -> None:
         print(f"removed voice {args.name} ({folder})", file=sys.stderr)
 
 
+def cmd_clone(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from .clone import check_device, clone_voice
+    from .consent import require_consent
+
+    check_device(args.device)
+    if not require_consent(args.name).get("verified"):  # refuse before anything starts
+        raise VoicefakeError(f"voice {args.name!r} rests on a declared licence, not on consent verified from the "
+                             "speaker: the CLI clones only verified voices (use the Python API or recipes/clone_vits.py)")
+    bar = tqdm(total=int(args.minutes * 60), desc=f"cloning {args.name}", unit="s", disable=args.quiet,
+               bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+
+    def progress(step, losses, state):
+        bar.n = min(bar.total, int(state.seconds))
+        similarity = f" similarity={state.history[-1][2]:.3f}" if state.history else ""
+        bar.set_postfix_str(f"step {step} mel={losses['mel']:.3f} kl={losses['kl']:.2f}{similarity}")
+
+    path = clone_voice(args.name, args.minutes, args.device, resume=args.resume, restart=args.restart, on_step=progress)
+    bar.close()
+    if not args.quiet:
+        print(f"cloned {args.name}: {path}. Try: voicefake say \"Hello.\" --voice {args.name} -o hello.wav",
+              file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .clone import export_voice
+
+    path = export_voice(args.name, args.folder)
+    if not args.quiet:
+        print(f"wrote {path} and {path}.json (a Piper voice: piper -m {path})", file=sys.stderr)
+
+
 def _lipsync_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output video, .mp4 (H.264 + AAC)")
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
@@ -151,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--transcripts", metavar="FILE", help="`file|text` lines, a folder of .txt files, or one .txt")
     enroll.add_argument("--language", default="en", help="language spoken (default en; others need --transcripts)")
     enroll.set_defaults(run=cmd_enroll)
+
+    clone = commands.add_parser("clone", help="fine-tune a voice on its enrolled recordings (needs consent)")
+    clone.add_argument("name", help="an enrolled voice (see `voicefake voices`)")
+    clone.add_argument("--minutes", type=float, default=30.0, help="training time budget (default 30)")
+    clone.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    clone.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    clone.add_argument("--restart", action="store_true", help="discard an earlier run's checkpoint and start over")
+    clone.set_defaults(run=cmd_clone)
+
+    export = commands.add_parser("export", help="write a cloned voice as a Piper voice (NAME.onnx + NAME.onnx.json)")
+    export.add_argument("name", help="a cloned voice")
+    export.add_argument("folder", help="destination folder")
+    export.set_defaults(run=cmd_export)
 
     remove = commands.add_parser("remove", help="delete a voice and everything made from it")
     remove.add_argument("name", help="the voice to delete")

@@ -191,3 +191,50 @@ def clone_from_dataset(
     base_config = json.loads(Path(f"{base_voice.info.model_path}.json").read_text(encoding="utf-8"))
     return export_onnx(model.cpu(), out_dir / "voice.onnx", piper_config(base_config, provenance),
                        d_vector=torch.from_numpy(profile))
+
+
+def clone_voice(name: str, minutes: float = 30.0, device: str = "cpu", resume: bool = False, restart: bool = False,
+                on_step=None, max_steps: int | None = None) -> Path:
+    """Clone an enrolled voice: refuses without a passing consent record; the result speaks with `say --voice NAME`."""
+    from .consent import describe, require_consent
+    from .enroll import espeak_voice_for
+    from .voice import voicefake_home
+
+    record = require_consent(name)
+    folder = voicefake_home() / "voices" / name
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    checkpoint = folder / "checkpoint.pt"
+    if checkpoint.exists() and not (resume or restart):
+        raise VoicefakeError(f"voice {name!r} has a checkpoint from an earlier run: add --resume to continue it, "
+                             "or --restart to start over")
+    if restart:
+        checkpoint.unlink(missing_ok=True)
+    if not 0 < minutes <= 24 * 60:
+        raise VoicefakeError(f"--minutes {minutes} is out of range: give 1 to 1440")
+    return clone_from_dataset(
+        folder, folder, minutes=minutes, device=device, licence=describe(record), resume=resume, on_step=on_step,
+        language=espeak_voice_for(manifest.get("language", "en")), max_steps=max_steps,
+    )
+
+
+def export_voice(name: str, folder: str | Path) -> Path:
+    """Copy a cloned voice out as a Piper voice: FOLDER/NAME.onnx + FOLDER/NAME.onnx.json."""
+    import os
+    import shutil
+
+    from .voice import list_voices
+
+    voices = {v.name: v for v in list_voices()}
+    if name not in voices:
+        raise VoicefakeError(f"unknown voice {name!r}: see `voicefake voices`")
+    info = voices[name]
+    if info.model_path is None or info.state == "bundled":
+        raise VoicefakeError(f"voice {name!r} is {info.state}: only cloned voices can be exported")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.onnx"
+    for source, dest in ((info.model_path, target), (Path(f"{info.model_path}.json"), Path(f"{target}.json"))):
+        partial = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        shutil.copyfile(source, partial)
+        os.replace(partial, dest)
+    return target

@@ -203,9 +203,9 @@ def _random_windows(spec, lengths, z, window: int):
     spec_out = torch.zeros(spec.shape[0], spec.shape[1], width)
     z_out = torch.zeros(z.shape[0], z.shape[1], width)
     for i, n in enumerate(lengths.tolist()):
-        start = random.randint(0, max(0, n - width))
-        spec_out[i, :, : min(width, n)] = spec[i, :, start : start + width]
-        z_out[i, :, : min(width, n)] = z[i, :, start : start + width]
+        start, take = random.randint(0, max(0, n - width)), min(width, n)
+        spec_out[i, :, :take] = spec[i, :, start : start + take]
+        z_out[i, :, :take] = z[i, :, start : start + take]
     return spec_out, lengths.clamp(max=width), z_out
 
 
@@ -336,7 +336,7 @@ def fine_tune(
             state.history.append((state.step, state.seconds, score))
             best, since_best = (score, 0) if score > best else (best, since_best + 1)
         if on_step:
-            on_step(state.step, {k: float(v) for k, v in losses.items()}, state)
+            on_step(state.step, {k: v.item() for k, v in losses.items()}, state)
         if rank == 0 and time.monotonic() - last_save >= checkpoint_every:
             state.save(checkpoint_path, model, optimizer)
             last_save = time.monotonic()

@@ -57,7 +57,7 @@ def _user_voices() -> dict[str, VoiceInfo]:
         model = folder / "voice.onnx"
         if model.exists():
             voices[folder.name] = VoiceInfo(folder.name, "cloned", model)
-        elif (folder / "checkpoint").exists():
+        elif (folder / "checkpoint.pt").exists():
             voices[folder.name] = VoiceInfo(folder.name, "cloning", None)
         elif (folder / "manifest.json").exists():
             voices[folder.name] = VoiceInfo(folder.name, "enrolled", None)
