@@ -17,7 +17,8 @@ from voicefake.errors import VoicefakeError
 
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="voicefake-app-"))  # private to this process
 NOTICE = (
-    "Everything this page makes is synthetic. Only clone a voice with its owner's recorded consent."
+    "Everything this page makes is synthetic and carries an inaudible voicefake watermark "
+    "(`voicefake detect FILE` finds it). Only clone a voice with its owner's recorded consent."
 )
 
 

@@ -21,8 +21,16 @@ FILLER_TEXT = "Our office hours are from nine in the morning until five in the a
 PAYLOAD = wm.Payload(voice_hash=wm.voice_hash("joe"), timestamp=12345)
 
 
+def unmarked_chunks(voice, text):
+    """Sentences from the raw ONNX graph: speech without the mark that Voice.synthesize adds."""
+    from voicefake.text import text_to_sentences
+
+    return [np.asarray(voice.piper.phoneme_ids_to_audio(s.phoneme_ids), dtype=np.float32).reshape(-1)
+            for s in text_to_sentences(text, voice.phoneme_id_map)]
+
+
 def speak(voice, text):
-    return np.concatenate([c.audio for c in voice.synthesize(text)]).astype(np.float32)
+    return np.concatenate(unmarked_chunks(voice, text)).astype(np.float32)
 
 
 def snr_db(ref, test):
@@ -212,7 +220,7 @@ def test_unmarked_real_speech_not_flagged(shared):
 def test_concatenated_independent_chunks(voice):
     text = ("Good morning. This is a short announcement. The library will close early today, "
             "at four o'clock. Thank you.")
-    chunks = [c.audio for c in voice.synthesize(text)]
+    chunks = unmarked_chunks(voice, text)
     assert len(chunks) >= 3
     file = np.concatenate([wm.embed(c, SR, PAYLOAD) for c in chunks])
     d = wm.detect(file, SR)

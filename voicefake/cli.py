@@ -122,6 +122,36 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"wrote {path} and {path}.json (a Piper voice: piper -m {path})", file=sys.stderr)
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    import json
+
+    from . import watermark
+    from .media import read_media
+    from .voice import list_voices
+
+    audio = read_media(args.file, watermark.SAMPLE_RATE)
+    if len(audio) == 0:
+        raise VoicefakeError(f"{args.file} has no audio to check")
+    result = watermark.detect(audio, watermark.SAMPLE_RATE)
+    report = {"file": str(args.file), "watermarked": result.found, "confidence": round(result.confidence, 4)}
+    if result.payload is not None:
+        hashes = {watermark.voice_hash(v.name): v.name for v in list_voices()}
+        report.update({
+            "voice_hash": result.payload.voice_hash,
+            "voice": hashes.get(result.payload.voice_hash),  # None: a voice not on this machine
+            "created": result.payload.created().strftime("%Y-%m-%dT%H:00Z"),
+        })
+    if args.json:
+        print(json.dumps(report))
+    elif result.found:
+        voice = report["voice"] or f"unknown voice (hash {report['voice_hash']:04x})"
+        print(f"{args.file}: voicefake output, voice {voice}, made around {report['created']} "
+              f"(confidence {result.confidence:.4f})")
+    else:
+        print(f"{args.file}: no voicefake watermark found (confidence it is marked {result.confidence:.2f})")
+    return 0 if result.found else 1
+
+
 def _lipsync_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output video, .mp4 (H.264 + AAC)")
     parser.add_argument("--face-index", type=int, default=None, metavar="N",
@@ -198,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("folder", help="destination folder")
     export.set_defaults(run=cmd_export)
 
+    detect = commands.add_parser("detect", help="check a file for the voicefake watermark (exit 0 found, 1 not)")
+    detect.add_argument("file", help="any audio or video file")
+    detect.add_argument("--json", action="store_true", help="print one JSON line")
+    detect.set_defaults(run=cmd_detect)
+
     remove = commands.add_parser("remove", help="delete a voice and everything made from it")
     remove.add_argument("name", help="the voice to delete")
     remove.set_defaults(run=cmd_remove)
@@ -230,14 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("voicefake").propagate = False
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args) or 0
     except VoicefakeError as error:
         print(f"voicefake: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("voicefake: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -162,6 +162,15 @@ def _audio_input(audio) -> tuple[np.ndarray, int, list | None]:
     return samples, rates.pop(), timings_from_chunks(chunks)
 
 
+def _marked_soundtrack(samples: np.ndarray, rate: int) -> np.ndarray:
+    """The soundtrack with the voicefake audio watermark (speech from `voicefake say` already has it)."""
+    from . import watermark
+
+    if watermark.detect(samples, rate).found:
+        return samples
+    return watermark.embed(samples, rate, watermark.Payload.now("lipsync"))
+
+
 def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
     if engine not in ENGINES:
         raise VoicefakeError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
@@ -280,6 +289,7 @@ def lipsync(
     samples, rate, timings = _audio_input(audio)
     if len(samples) == 0 or rate <= 0:
         raise VoicefakeError("the audio is empty (0 s long): give speech to lip-sync to")
+    samples = _marked_soundtrack(samples, rate)
     duration = len(samples) / rate
     media = open_face_media(face)
     engine, weights = _pick_engine(engine, weights)

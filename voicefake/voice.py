@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import watermark
 from .audio import HOP_LENGTH
 from .errors import VoicefakeError
 from .text import BOS, EOS, Sentence, text_to_sentences
@@ -128,9 +129,11 @@ class Voice:
             if not 0.0 <= value <= 2.0:
                 raise VoicefakeError(f"{label} {value} is out of range: use 0.0 to 2.0")
         sentences = text_to_sentences(text, self.phoneme_id_map, self.espeak_voice)
-        return (self._speak(s, 1.0 / speed, noise, noise_w) for s in sentences)
+        payload = watermark.Payload.now(self.name)
+        return (self._speak(s, 1.0 / speed, noise, noise_w, payload) for s in sentences)
 
-    def _speak(self, sentence: Sentence, length_scale: float, noise: float, noise_w: float) -> AudioChunk:
+    def _speak(self, sentence: Sentence, length_scale: float, noise: float, noise_w: float,
+               payload: watermark.Payload) -> AudioChunk:
         from piper.config import SynthesisConfig
 
         config = SynthesisConfig(length_scale=length_scale, noise_scale=noise, noise_w_scale=noise_w)
@@ -139,6 +142,7 @@ class Voice:
         peak = float(np.abs(audio).max(initial=0.0))
         if peak > 0.99:  # keep headroom so lossy encoders do not clip
             audio *= 0.99 / peak
+        audio = watermark.embed(audio, self.sample_rate, payload)  # every synthesized sentence carries the mark
         return AudioChunk(audio, self.sample_rate, *self._timings(sentence, samples_per_id, len(audio)))
 
     def _timings(self, sentence: Sentence, samples_per_id, total: int) -> tuple[list[str], list[float]]:

@@ -1,0 +1,85 @@
+"""Safe by default: every way voicefake makes audio leaves the watermark in it."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import voicefake
+from voicefake import watermark
+from voicefake.media import read_media
+
+from test_lipsync import draw_face
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "voicefake.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def detect_file(path):
+    audio = read_media(path, watermark.SAMPLE_RATE)
+    return watermark.detect(audio, watermark.SAMPLE_RATE)
+
+
+def test_api_chunks_carry_the_mark_and_name_the_voice(voice):
+    chunks = list(voice.synthesize("Every chunk is marked. Even this one, and the next. And the last one."))
+    for chunk in chunks:
+        found = watermark.detect(chunk.audio, chunk.sample_rate)
+        assert found.found and found.payload.voice_hash == watermark.voice_hash("joe")
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg"])
+def test_cli_say_output_is_detected_by_cli_detect(tmp_path, ext):
+    out = tmp_path / f"out.{ext}"
+    assert run("say", "Marked speech, in every format we write.", "-o", str(out)).returncode == 0
+    result = run("detect", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["watermarked"] and report["voice"] == "joe" and report["confidence"] > 0.99
+
+
+def test_detect_says_no_for_unmarked_audio_and_errors_for_bad_files(tmp_path, voice):
+    import soundfile as sf
+
+    from voicefake.text import text_to_sentences
+
+    (sentence,) = text_to_sentences("Raw speech straight from the graph.", voice.phoneme_id_map)
+    raw = np.asarray(voice.piper.phoneme_ids_to_audio(sentence.phoneme_ids)).reshape(-1)
+    sf.write(tmp_path / "raw.wav", raw, 22050)
+    assert run("detect", str(tmp_path / "raw.wav")).returncode == 1
+    (tmp_path / "junk.mp3").write_bytes(b"not audio at all" * 100)
+    broken = run("detect", str(tmp_path / "junk.mp3"))
+    assert broken.returncode == 2 and "cannot read" in broken.stderr
+    (tmp_path / "cut.wav").write_bytes((tmp_path / "raw.wav").read_bytes()[:30])
+    assert run("detect", str(tmp_path / "cut.wav")).returncode == 2
+
+
+def test_app_speech_is_marked():
+    import app
+
+    class Silent:  # gr.Progress outside a request
+        def tqdm(self, iterable, **_):
+            return iterable
+
+    path = app.speak("The page marks its speech too.", "joe", 1.0, progress=Silent())
+    assert detect_file(path).found
+
+
+def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), draw_face())
+    from voicefake.text import text_to_sentences
+
+    (sentence,) = text_to_sentences("Speech that came from somewhere else.", voice.phoneme_id_map)
+    outside = np.asarray(voice.piper.phoneme_ids_to_audio(sentence.phoneme_ids), dtype=np.float32).reshape(-1)
+    assert not watermark.detect(outside, 22050).found
+    out = tmp_path / "out.mp4"
+    voicefake.lipsync(str(face), (outside, 22050), str(out), progress=False)
+    assert detect_file(out).found
+    out2 = tmp_path / "said.mp4"
+    voicefake.speak_video(str(face), "Spoken and marked.", str(out2), voice="joe", progress=False)
+    found = detect_file(out2)
+    assert found.found and found.payload.voice_hash == watermark.voice_hash("joe")
