@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 
 ENCODER_SAMPLE_RATE = 16000
 _N_FFT, _HOP, _N_MELS = 400, 160, 40  # resemblyzer: 25 ms windows, 10 ms steps, 40 mel bands
@@ -44,14 +43,16 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @functools.lru_cache(maxsize=4)
-def _mel_basis(device: str) -> torch.Tensor:
+def _mel_basis(device: str):
     import librosa
+    import torch
 
     return torch.from_numpy(librosa.filters.mel(sr=ENCODER_SAMPLE_RATE, n_fft=_N_FFT, n_mels=_N_MELS)).to(device)
 
 
-def embed_batch(waves: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Differentiable d-vectors [B, 256] of waveforms [B, T] (or [B, 1, T])."""
+def embed_batch(waves, sample_rate: int):
+    """Differentiable d-vectors [B, 256] of waveforms [B, T] (or [B, 1, T]), torch tensors."""
+    import torch
     import torchaudio
 
     waves = waves.reshape(waves.shape[0], -1)

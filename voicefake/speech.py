@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .speaker import similarity  # noqa: F401  (enrollment scores speakers with it)
+
 ANALYSIS_RATE = 16000  # silero-vad, resemblyzer and pocketsphinx all take 16 kHz
 VAD_FRAME = 512  # samples per silero-vad decision at 16 kHz (32 ms)
 VAD_CONTEXT = 64  # silero-vad v5+ expects the previous 64 samples in front of each frame
@@ -271,9 +273,8 @@ def pitch(audio: np.ndarray, fmin: float = 60.0, fmax: float = 500.0, hop: int =
 
 
 class SpeakerEncoder:
-    """resemblyzer's GE2E speaker encoder (weights bundled in the package): 256-d unit d-vectors."""
+    """d-vectors of already cleaned 16 kHz utterances, with the one shared resemblyzer encoder."""
 
-    _encoder = None
     _lock = threading.Lock()
 
     @classmethod
@@ -281,25 +282,18 @@ class SpeakerEncoder:
         """The d-vector of one utterance of 16 kHz audio (normalise it first)."""
         import torch
 
-        with cls._lock:
-            if cls._encoder is None:
-                from resemblyzer import VoiceEncoder
+        from .speaker import encoder
 
-                cls._encoder = VoiceEncoder("cpu", verbose=False)
+        with cls._lock:
             # this small LSTM runs 2x faster on one thread than on two (measured on 2 cores)
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                with torch.inference_mode():
-                    embedding = cls._encoder.embed_utterance(np.asarray(audio, np.float32))
+                with torch.no_grad():  # not inference_mode: training shares this encoder with autograd
+                    embedding = encoder().embed_utterance(np.asarray(audio, np.float32))
             finally:
                 torch.set_num_threads(threads)
         return embedding.astype(np.float32)
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two embeddings."""
-    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
 def unit(vector: np.ndarray) -> np.ndarray:
