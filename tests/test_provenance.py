@@ -73,13 +73,15 @@ def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
     cv2.imwrite(str(face), draw_face())
     from voicefake.text import text_to_sentences
 
-    (sentence,) = text_to_sentences("Speech that came from somewhere else.", voice.phoneme_id_map)
+    (sentence,) = text_to_sentences("Speech that came from somewhere else, recorded on another day, in another room.",
+                                    voice.phoneme_id_map)  # > 3 s, the length the mark is specified for
     outside = np.asarray(voice.piper.phoneme_ids_to_audio(sentence.phoneme_ids), dtype=np.float32).reshape(-1)
     assert not watermark.detect(outside, 22050).found
     out = tmp_path / "out.mp4"
     voicefake.lipsync(str(face), (outside, 22050), str(out), progress=False)
     assert detect_file(out).found
     out2 = tmp_path / "said.mp4"
-    voicefake.speak_video(str(face), "Spoken and marked.", str(out2), voice="joe", progress=False)
+    text = "Spoken, lip-synced and marked: the soundtrack keeps the mark of the voice that said it."  # > 3 s
+    voicefake.speak_video(str(face), text, str(out2), voice="joe", progress=False)
     found = detect_file(out2)
     assert found.found and found.payload.voice_hash == watermark.voice_hash("joe")
