@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .audio import HOP_LENGTH, SAMPLE_RATE, read_audio
+from .dataset import _is_number
 from .errors import VoicefakeError
 from .text import phonemes_to_ids, phonemize, clean_text
 
@@ -61,14 +62,6 @@ def read_metadata(folder: str | Path) -> list[tuple[Path, str]]:
     if not pairs:
         raise VoicefakeError(f"{metadata} lists no clips with transcripts")
     return pairs
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def load_utterances(
