@@ -12,6 +12,7 @@ the base voice, wall time and peak memory. Writes a similarity-vs-minutes plot t
 
 import argparse
 import csv
+import json
 import resource
 import shutil
 import time
@@ -101,7 +102,6 @@ def main() -> None:
     for j, f in judges.items():
         profiles[j]["joe (base voice)"] = profile(base_audio, 22050, f)
 
-    rows, curves = [], {}
     for name in args.speakers:
         training, _ = split(name, args.train_minutes)
         data = out / name / "data"
@@ -124,7 +124,6 @@ def main() -> None:
         path = clone_from_dataset(data, out / name / "voice", minutes=args.minutes, licence=LICENCES[name],
                                   language=LANGUAGES[name], on_step=report)
         wall = time.monotonic() - started
-        curves[name] = history
         clone = Voice.load(VoiceInfo(name, "cloned", path))
         clone_audio = speak(clone)
         row = {"speaker": name, "train min": f"{minutes:.1f}", "wall min": f"{wall / 60:.1f}"}
@@ -137,9 +136,13 @@ def main() -> None:
         wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in clone_audio])
         row["WER"] = f"{wer:.3f} ({wer / max(base_wer, 1e-9):.2f}x base {base_wer:.3f})"
         row["peak RSS GB"] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f}"
-        rows.append(row)
+        (out / name / "result.json").write_text(json.dumps({"row": row, "curve": history}))
         print(row, flush=True)
 
+    # every speaker measured so far (one run per speaker is fine): table and plot
+    results = {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))}
+    rows = [r["row"] for r in results.values()]
+    curves = {n: r["curve"] for n, r in results.items()}
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(row.values()) + " |")

@@ -190,7 +190,8 @@ def test_no_speech_keeps_the_mouth_closed_and_the_picture_as_it_was(sound, face_
     assert np.nanmax(openings(frames[::6])) < 0.03
     original = cv2.imread(str(face_png))
     diff = np.abs(cv2.GaussianBlur(frames[12], (0, 0), 1.5).astype(float) - cv2.GaussianBlur(original, (0, 0), 1.5))
-    assert diff.mean() < 1.0 and diff[180:240, 110:210].mean() < 1.5  # only the codec touched it, mouth included
+    # only the codec and the invisible watermark (about 1.5 levels on average) touched it, mouth included
+    assert diff.mean() < 2.5 and diff[180:240, 110:210].mean() < 3.0, (diff.mean(), diff[180:240, 110:210].mean())
 
 
 def test_label_is_drawn_unless_switched_off(face_png, tmp_path):
@@ -384,8 +385,8 @@ def test_shared_portrait(tmp_path, voice):
     track = track_from_phonemes(voicefake.visemes.timings_from_chunks(chunks), 25, len(frames))
     assert np.corrcoef(measured, track.opening)[0, 1] > 0.7
     original = cv2.imread(str(portrait)).astype(float)
-    eyes = (slice(80, 115), slice(180, 270))  # the upper face is left alone
-    assert np.abs(frames[len(frames) // 2][eyes].astype(float) - original[eyes]).mean() < 3.0
+    eyes = (slice(80, 115), slice(180, 270))  # the upper face is left alone: codec and invisible mark only
+    assert np.abs(frames[len(frames) // 2][eyes].astype(float) - original[eyes]).mean() < 4.5
 
 
 # ---------------------------------------------------------------- the neural engine
@@ -458,7 +459,7 @@ def test_wav2lip_weights_in_pretrained_are_picked_automatically(random_wav2lip, 
     assert report.engine == "wav2lip" and report.frames == 6 == len(read_video(out)[0])
     original = cv2.GaussianBlur(cv2.imread(str(face_png)), (0, 0), 1.5).astype(float)
     frame = cv2.GaussianBlur(read_video(out)[0][5], (0, 0), 1.5).astype(float)
-    assert np.abs(frame - original)[:120].mean() < 1.0  # random weights draw noise, but only below the nose
+    assert np.abs(frame - original)[:120].mean() < 2.5  # random weights draw noise, but only below the nose (mark: ~1.5)
     assert np.abs(frame - original)[190:240, 120:200].mean() > 5.0
     classic = lipsync(face_png, (vowel(0.24), RATE), tmp_path / "c.mp4", engine="classic", progress=False)
     assert classic.engine == "classic"

@@ -38,7 +38,7 @@ def test_cli_say_output_is_detected_by_cli_detect(tmp_path, ext):
     result = run("detect", str(out), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["watermarked"] and report["voice"] == "joe" and report["confidence"] > 0.99
+    assert report["watermarked"] and report["audio"]["voice"] == "joe" and report["audio"]["confidence"] > 0.99
 
 
 def test_detect_says_no_for_unmarked_audio_and_errors_for_bad_files(tmp_path, voice):
@@ -85,3 +85,8 @@ def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
     voicefake.speak_video(str(face), text, str(out2), voice="joe", progress=False)
     found = detect_file(out2)
     assert found.found and found.payload.voice_hash == watermark.voice_hash("joe")
+    from voicefake.detect import detect_file as detect_everything
+
+    for video, voice_name in ((out, "lipsync"), (out2, "joe")):  # the frames carry the soundtrack's payload
+        report = detect_everything(video)
+        assert report.video.found and report.video.voice == voice_name, report.to_dict()

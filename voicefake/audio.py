@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from . import provenance
 from .errors import VoicefakeError
 
 SAMPLE_RATE = 22050  # the bundled voice's rate; every voice voicefake makes uses it too
@@ -45,11 +46,14 @@ class AudioWriter:
 
     Chunks go to a hidden temporary file beside the target, renamed into place on a clean
     exit and deleted on any error, so a failed or interrupted job leaves no partial file.
+    Every file is tagged as AI-generated (software, comment, date, voice) and wav/flac/mp3 also
+    carry a signed C2PA manifest (see provenance.py), both added before the rename.
     """
 
-    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, *, voice: str | None = None):
         self.path = check_output_path(path)
         self.sample_rate = sample_rate
+        self.voice = voice  # recorded in the tags and the C2PA manifest when given
         self.frames = 0
         self._tmp: str | None = None
         self._file: sf.SoundFile | None = None
@@ -58,9 +62,15 @@ class AudioWriter:
         container, subtype = OUTPUT_FORMATS[self.path.suffix.lower()]
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
         os.close(fd)
+        self.created = provenance.now_utc()
+        self._tags = provenance.make_tags("speech", self.voice, self.created)
         try:
             self._file = sf.SoundFile(self._tmp, "w", self.sample_rate, 1, subtype, format=container)
+            if container != "MP3":  # libsndfile's MP3 writer keeps only ID3v1: tagged in __exit__ instead
+                provenance.tag_soundfile(self._file, self._tags)
         except Exception as error:
+            if self._file is not None:
+                self._file.close()
             os.unlink(self._tmp)
             raise VoicefakeError(f"cannot write {self.path}: {error}") from error
         return self
@@ -76,15 +86,22 @@ class AudioWriter:
             if exc_type is None:
                 if self.frames == 0:
                     raise VoicefakeError(f"nothing to write to {self.path}: no audio was produced")
+                ext = self.path.suffix.lower()
+                if ext == ".mp3":
+                    provenance.tag_file(self._tmp, ext, self._tags)
+                if ext in provenance.SIGNABLE:
+                    provenance.sign(self._tmp, ext, title=self.path.name, kind="speech", voice=self.voice,
+                                    created=self.created)
                 os.replace(self._tmp, self.path)
         finally:
             if os.path.exists(self._tmp):
                 os.unlink(self._tmp)
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *,
+                voice: str | None = None) -> Path:
     """Write a whole mono float waveform to wav/flac/mp3/ogg, chosen by the extension."""
-    with AudioWriter(path, sample_rate) as writer:
+    with AudioWriter(path, sample_rate, voice=voice) as writer:
         writer.write(audio)
     return writer.path
 

@@ -29,7 +29,7 @@ def cmd_say(args: argparse.Namespace) -> None:
     voice = load_voice(args.voice)
     chunks = voice.synthesize(text, speed=args.speed, noise=args.noise, noise_w=args.noise_w)
     seconds = 0.0
-    with AudioWriter(args.output, voice.sample_rate) as writer:
+    with AudioWriter(args.output, voice.sample_rate, voice=voice.name) as writer:
         for chunk in tqdm(chunks, desc="speaking", unit="sentence", disable=args.quiet, leave=False):
             writer.write(chunk.audio)
             seconds += chunk.duration
@@ -125,31 +125,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     import json
 
-    from . import watermark
-    from .media import read_media
-    from .voice import list_voices
+    from .detect import detect_file
 
-    audio = read_media(args.file, watermark.SAMPLE_RATE)
-    if len(audio) == 0:
-        raise VoicefakeError(f"{args.file} has no audio to check")
-    result = watermark.detect(audio, watermark.SAMPLE_RATE)
-    report = {"file": str(args.file), "watermarked": result.found, "confidence": round(result.confidence, 4)}
-    if result.payload is not None:
-        hashes = {watermark.voice_hash(v.name): v.name for v in list_voices()}
-        report.update({
-            "voice_hash": result.payload.voice_hash,
-            "voice": hashes.get(result.payload.voice_hash),  # None: a voice not on this machine
-            "created": result.payload.created().strftime("%Y-%m-%dT%H:00Z"),
-        })
+    report = detect_file(args.file)
     if args.json:
-        print(json.dumps(report))
-    elif result.found:
-        voice = report["voice"] or f"unknown voice (hash {report['voice_hash']:04x})"
-        print(f"{args.file}: voicefake output, voice {voice}, made around {report['created']} "
-              f"(confidence {result.confidence:.4f})")
+        print(json.dumps(report.to_dict()))
     else:
-        print(f"{args.file}: no voicefake watermark found (confidence it is marked {result.confidence:.2f})")
-    return 0 if result.found else 1
+        print(f"{args.file}:\n{report.summary()}")
+    return 0 if report.found else 1
 
 
 def _lipsync_options(parser: argparse.ArgumentParser) -> None:

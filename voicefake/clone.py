@@ -134,9 +134,26 @@ def check_device(device: str) -> str:
     return device
 
 
-def piper_config(base_config: dict, provenance: dict) -> dict:
-    """The exported voice's .onnx.json: the base voice's phoneme map and audio, plus provenance."""
+def speaking_pace(utterances, base_voice, count: int = 40) -> float:
+    """How much slower (> 1) or faster the speaker talks than the base voice, on the same phonemes.
+
+    The duration predictor stays frozen while cloning (it keeps the words clear), so the
+    speaker's tempo is matched instead by the exported voice's length scale.
+    """
+    import librosa
+
+    theirs = ours = 0.0
+    for u in utterances[:count]:
+        made = np.asarray(base_voice.piper.phoneme_ids_to_audio(u.phoneme_ids), dtype=np.float32).reshape(-1)
+        theirs += len(librosa.effects.trim(u.audio, top_db=40)[0])
+        ours += len(librosa.effects.trim(made, top_db=40)[0])
+    return float(np.clip(theirs / max(ours, 1.0), 0.75, 1.33))
+
+
+def piper_config(base_config: dict, provenance: dict, pace: float = 1.0) -> dict:
+    """The exported voice's .onnx.json: the base voice's phoneme map and audio, its pace, and provenance."""
     config = json.loads(json.dumps(base_config))
+    config.setdefault("inference", {})["length_scale"] = round(pace, 3)
     config["voicefake"] = provenance
     return config
 
@@ -182,14 +199,15 @@ def clone_from_dataset(
     )
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return out_dir / "voice.onnx"  # rank 0 exports
+    pace = speaking_pace(utterances, base_voice)
     provenance = {
-        "tool": "voicefake", "base_voice": "joe", "trained_minutes": round(state.seconds / 60, 2),
+        "tool": "voicefake", "base_voice": "joe", "trained_minutes": round(state.seconds / 60, 2), "pace": round(pace, 3),
         "steps": state.step, "data_minutes": round(kept, 2), "data_language": language,
         "licence": licence or "not declared",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "d_vector": profile.round(5).tolist(),
     }
     base_config = json.loads(Path(f"{base_voice.info.model_path}.json").read_text(encoding="utf-8"))
-    return export_onnx(model.cpu(), out_dir / "voice.onnx", piper_config(base_config, provenance),
+    return export_onnx(model.cpu(), out_dir / "voice.onnx", piper_config(base_config, provenance, pace),
                        d_vector=torch.from_numpy(profile))
 
 

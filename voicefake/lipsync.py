@@ -24,8 +24,8 @@ from .errors import VoicefakeError
 ENGINES = ("auto", "classic", "wav2lip")
 LABEL_TEXT = "AI-generated"
 
-# Every output frame passes through these, in order, after the visible label, in finalize_frame():
-# the place for an invisible watermark. Each takes (frame BGR uint8, index, fps) -> frame.
+# Every output frame passes through these, in order, after the visible label and the invisible
+# watermark, in finalize_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
 FRAME_FILTERS: list[Callable[[np.ndarray, int, float], np.ndarray]] = []
 
 
@@ -98,11 +98,10 @@ def draw_label(frame: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
     return frame
 
 
-def finalize_frame(frame: np.ndarray, index: int, fps: float, label: bool = True) -> np.ndarray:
-    """The one place every output frame is finished: a private copy, the visible label, then FRAME_FILTERS."""
-    frame = frame.copy()
-    if label:
-        frame = draw_label(frame)
+def finalize_frame(frame: np.ndarray, index: int, fps: float, mark, label: bool = True) -> np.ndarray:
+    """The one place every output frame is finished: the visible label, the invisible `mark`, FRAME_FILTERS."""
+    frame = draw_label(frame.copy()) if label else frame
+    frame = mark(frame)  # always (a videomark.FrameMarker): --no-label removes only the visible label
     for apply in FRAME_FILTERS:
         frame = apply(frame, index, fps)
     return frame
@@ -162,13 +161,18 @@ def _audio_input(audio) -> tuple[np.ndarray, int, list | None]:
     return samples, rates.pop(), timings_from_chunks(chunks)
 
 
-def _marked_soundtrack(samples: np.ndarray, rate: int) -> np.ndarray:
-    """The soundtrack with the voicefake audio watermark (speech from `voicefake say` already has it)."""
+def _marked_soundtrack(samples: np.ndarray, rate: int):
+    """The soundtrack with the voicefake audio watermark, and its payload (which the frames carry too).
+
+    Speech from `voicefake say` is already marked with its voice; anything else is marked "lipsync".
+    """
     from . import watermark
 
-    if watermark.detect(samples, rate).found:
-        return samples
-    return watermark.embed(samples, rate, watermark.Payload.now("lipsync"))
+    found = watermark.detect(samples, rate)
+    if found.found:
+        return samples, found.payload
+    payload = watermark.Payload.now("lipsync")
+    return watermark.embed(samples, rate, payload), payload
 
 
 def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
@@ -289,7 +293,7 @@ def lipsync(
     samples, rate, timings = _audio_input(audio)
     if len(samples) == 0 or rate <= 0:
         raise VoicefakeError("the audio is empty (0 s long): give speech to lip-sync to")
-    samples = _marked_soundtrack(samples, rate)
+    samples, payload = _marked_soundtrack(samples, rate)
     duration = len(samples) / rate
     media = open_face_media(face)
     engine, weights = _pick_engine(engine, weights)
@@ -379,6 +383,9 @@ def lipsync(
     # pass 2: render and encode
     done = no_face = turned = covered = 0
     synced = np.zeros(n_out, dtype=bool)
+    from .videomark import FrameMarker
+
+    mark = FrameMarker(payload)  # the frames carry the soundtrack's payload
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
         frames = prefetch(frames_in_order(media, order))
         for k, frame in enumerate(
@@ -396,7 +403,7 @@ def lipsync(
                     frame = render(frame, landmarks[i], k, float(strength[i]))
                     done += 1
                     synced[k] = True
-            writer.write(finalize_frame(frame, k, fps, label))
+            writer.write(finalize_frame(frame, k, fps, mark, label))
             if k + 1 == n_out:
                 break
         if writer.frames < n_out:

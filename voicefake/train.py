@@ -258,16 +258,34 @@ class TrainSettings:
     """What a clone run trains and for how long. Changing any of these (but `minutes`) breaks `--resume`."""
 
     batch_size: int = 4
-    learning_rate: float = 1e-4
+    learning_rate: float = 2e-4  # the VITS training rate: 5 minutes of data leave no time to go slower
+    # Measured on Allison, 150 steps: training everything took the word error rate from 0.34 to
+    # 0.94 (the text side forgets English before it learns her); freezing the text encoder and
+    # duration predictor and slowing the flow keeps it near 0.35-0.46 for the same similarity gain.
+    frozen: tuple = ("text_encoder", "duration_predictor")
+    flow_rate_scale: float = 0.1  # the flow moves the prior toward her latents, gently
     speaker_weight: float = 5.0  # the resemblyzer speaker-consistency loss
     segment_frames: int = SEGMENT_FRAMES
     max_clip_seconds: float = 8.0  # longer clips cost much more per step for little gain
     seed: int = 0
 
 
-def trainable_parameters(model) -> list[torch.nn.Parameter]:
-    """Text encoder, flow, duration predictor, decoder, posterior encoder and conditioning layers."""
-    return [p for name, p in model.named_parameters() if not name.startswith("disc.")]
+def trainable_parameters(model, frozen: tuple = ()) -> list[torch.nn.Parameter]:
+    """The generator's parameters (no discriminator), minus the modules named in `frozen`."""
+    return [p for name, p in model.named_parameters()
+            if not name.startswith("disc.") and not name.startswith(tuple(f"{f}." for f in frozen))]
+
+
+def parameter_groups(model, settings: TrainSettings) -> list[dict]:
+    """Optimizer groups: the flow at `flow_rate_scale` of the rate, the rest at full rate; frozen parts left out."""
+    frozen = tuple(f"{f}." for f in settings.frozen)
+    flow, rest = [], []
+    for name, p in model.named_parameters():
+        p.requires_grad_(not name.startswith(frozen))  # no gradients computed for frozen parts: faster
+        if p.requires_grad and not name.startswith("disc."):
+            (flow if name.startswith("flow.") else rest).append(p)
+    return [{"params": rest, "lr": settings.learning_rate},
+            {"params": flow, "lr": settings.learning_rate * settings.flow_rate_scale}]
 
 
 def fine_tune(
@@ -289,7 +307,8 @@ def fine_tune(
     rank = torch.distributed.get_rank() if distributed else 0
     world = torch.distributed.get_world_size() if distributed else 1
     model.spec_segment_size = settings.segment_frames
-    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=settings.learning_rate, betas=(0.8, 0.99), eps=1e-9)
+    optimizer = torch.optim.AdamW(parameter_groups(model, settings), betas=(0.8, 0.99), eps=1e-9)
+    trained = trainable_parameters(model, settings.frozen)
     state = Checkpoint(step=0, seconds=0.0, settings=asdict(settings), history=[])
     if resume and Path(checkpoint_path).exists():
         state = Checkpoint.load(checkpoint_path, model, optimizer)
@@ -319,7 +338,7 @@ def fine_tune(
         losses = generator_losses(trainer, batch, target.expand(len(batch["x"]), -1), settings.speaker_weight)
         optimizer.zero_grad()
         losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(trainable_parameters(model), 10.0)
+        torch.nn.utils.clip_grad_norm_(trained, 10.0)
         optimizer.step()
         state.step += 1
         state.seconds = time.monotonic() - started

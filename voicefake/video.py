@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import provenance
 from .errors import VoicefakeError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -400,6 +401,7 @@ class VideoWriter:
     """H.264 (yuv420p) + AAC mp4 that appears at `path` only when closed without error.
 
     Frames and audio are interleaved as they come; `quality` is x264's CRF (lower is better).
+    Before the rename the file is tagged as AI-generated and gets a signed C2PA manifest (provenance.py).
     """
 
     AUDIO_RATE = 48000
@@ -414,8 +416,11 @@ class VideoWriter:
         sample_rate: int,
         quality: int = 14,
         preset: str = "veryfast",
+        *,
+        voice: str | None = None,
     ):
         self.path = check_video_output(path)
+        self.voice = voice  # recorded in the tags and the C2PA manifest when given
         self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
         self.fps = Fraction(fps)
         self.quality, self.preset = quality, preset
@@ -436,6 +441,7 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         import av
 
+        self.created = provenance.now_utc()
         try:
             fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
             os.close(fd)
@@ -539,6 +545,9 @@ class VideoWriter:
                     self._container.mux(packet)
                 self._container.close()
                 self._container = None
+                provenance.tag_file(self._tmp, ".mp4", provenance.make_tags("video", self.voice, self.created))
+                provenance.sign(self._tmp, ".mp4", title=self.path.name, kind="video", voice=self.voice,
+                                created=self.created)
                 os.replace(self._tmp, self.path)
         except Exception as error:
             if isinstance(error, VoicefakeError):

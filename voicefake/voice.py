@@ -95,6 +95,7 @@ class Voice:
         self.sample_rate: int = piper_voice.config.sample_rate
         self.espeak_voice: str = piper_voice.config.espeak_voice
         self.phoneme_id_map = piper_voice.config.phoneme_id_map
+        self.pace: float = float(piper_voice.config.length_scale or 1.0)  # a clone speaks at its speaker's pace
 
     @classmethod
     def load(cls, info: VoiceInfo) -> "Voice":
@@ -130,7 +131,7 @@ class Voice:
                 raise VoicefakeError(f"{label} {value} is out of range: use 0.0 to 2.0")
         sentences = text_to_sentences(text, self.phoneme_id_map, self.espeak_voice)
         payload = watermark.Payload.now(self.name)
-        return (self._speak(s, 1.0 / speed, noise, noise_w, payload) for s in sentences)
+        return (self._speak(s, self.pace / speed, noise, noise_w, payload) for s in sentences)
 
     def _speak(self, sentence: Sentence, length_scale: float, noise: float, noise_w: float,
                payload: watermark.Payload) -> AudioChunk:
