@@ -31,6 +31,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voicefake.wav2lip import (  # noqa: E402
+    AUDIO_RATE,
     IMG_SIZE,
     MEL_FPS,
     MEL_STEP,
@@ -56,7 +57,8 @@ def prepare(source: Path, data: Path) -> None:
     from tqdm import tqdm
 
     from voicefake.face import FaceTracker
-    from voicefake.video import iter_frames, load_audio_any, open_face_media
+    from voicefake.media import read_media
+    from voicefake.video import iter_frames, open_face_media
 
     videos = sorted(p for p in source.rglob("*") if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"})
     for video in tqdm(videos, desc="preparing", unit="clip"):
@@ -75,7 +77,7 @@ def prepare(source: Path, data: Path) -> None:
             x0, y0, x1, y1 = face_box(points, frame.shape)
             cv2.imwrite(str(target / f"{index}.jpg"), frame[y0:y1, x0:x1])
             kept += 1
-        audio, rate = load_audio_any(video)
+        audio, rate = read_media(video, AUDIO_RATE), AUDIO_RATE
         if kept < 3 * WINDOW:
             for path in target.iterdir():
                 path.unlink()

@@ -101,6 +101,14 @@ def test_checkpoints_round_trip_and_resume_continues(base, dataset, voice, tmp_p
     with pytest.raises(VoicefakeError, match="settings changed.*batch_size"):
         train.fine_tune(restored, utterances, d_vector, path, train.TrainSettings(batch_size=3), 600, 4, resume=True)
 
+    def interrupt(step, losses, state):  # Ctrl-C (or the app's cancel) after step 4
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.fine_tune(restored, utterances, d_vector, path, settings, 600, 10, resume=True, on_step=interrupt)
+    assert train.Checkpoint.load(path, restored).step == 4  # the interrupted run kept every finished step
+
 
 def test_conditioned_model_exports_to_a_matching_piper_voice(base, voice, tmp_path):
     from piper import PiperVoice

@@ -183,8 +183,8 @@ def run_clone_worker(name: str, job_id: str, minutes: float, resume: bool, resta
         job.update(status="done", message=f"cloned: choose {name} in Speak or Lip-sync", model=str(path))
         return_code = 0
     except (Cancelled, KeyboardInterrupt):
-        job.update(status="cancelled", message=f"cancelled at step {job.get('step', 0)}: resume continues from the "
-                                               "last checkpoint (saved every 2 minutes of training)")
+        job.update(status="cancelled", message=f"cancelled at step {job.get('step', 0)}, saved: resume continues "
+                                               "from there")
         return_code = 130
     except VoicefakeError as error:
         job.update(status="failed", message=str(error))

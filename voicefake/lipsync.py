@@ -138,13 +138,13 @@ def find_wav2lip_weights() -> Path | None:
 
 def _audio_input(audio) -> tuple[np.ndarray, int, list | None]:
     """(samples, rate, phoneme timings or None) from a path, AudioChunk(s) or (samples, rate)."""
-    from .video import load_audio_any
+    from .media import read_media
+    from .video import VideoWriter
     from .visemes import timings_from_chunks
     from .voice import AudioChunk
 
     if isinstance(audio, (str, os.PathLike)):
-        samples, rate = load_audio_any(audio)
-        return samples, rate, None
+        return read_media(audio, VideoWriter.AUDIO_RATE), VideoWriter.AUDIO_RATE, None
     if isinstance(audio, AudioChunk):
         audio = [audio]
     if isinstance(audio, tuple) and len(audio) == 2 and isinstance(audio[1], (int, np.integer)):

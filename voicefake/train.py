@@ -295,10 +295,10 @@ def fine_tune(
 ) -> Checkpoint:
     """Train `model` toward the speaker of `utterances` for `seconds` of wall time (or `max_steps`).
 
-    Saves `checkpoint_path` every `checkpoint_every` seconds and at the end, so a killed run loses
-    at most one interval. `validate(model) -> float` (higher is better, e.g. speaker similarity)
-    runs every `validate_every` steps; training stops early after `patience` checks without a
-    new best. `on_step(step, losses, checkpoint)` reports progress. Runs under torchrun too
+    Saves `checkpoint_path` every `checkpoint_every` seconds, at the end and when interrupted
+    (Ctrl-C, SIGTERM), so only a hard kill (-9) loses anything: at most one interval.
+    `validate(model) -> float` (higher is better, e.g. speaker similarity) runs every
+    `validate_every` steps; training stops early after `patience` checks without a new best. `on_step(step, losses, checkpoint)` reports progress. Runs under torchrun too
     (DistributedDataParallel, gloo or nccl): rank 0 writes the checkpoint.
     """
     import time
@@ -331,27 +331,32 @@ def fine_tune(
             done = bool(flag.item())
         return done
 
-    while not finished():
-        rng = random.Random(settings.seed * 1_000_003 + state.step * world + rank)  # resumable and per-rank
-        batch = collate(rng.sample(clips, min(settings.batch_size, len(clips))))
-        model.train()
-        losses = generator_losses(trainer, batch, target.expand(len(batch["x"]), -1), settings.speaker_weight)
-        optimizer.zero_grad()
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(trained, 10.0)
-        optimizer.step()
-        state.step += 1
-        state.seconds = time.monotonic() - started
-        if validate is not None and state.step % validate_every == 0:
-            model.eval()
-            score = validate(model)
-            state.history.append((state.step, state.seconds, score))
-            best, since_best = (score, 0) if score > best else (best, since_best + 1)
-        if on_step:
-            on_step(state.step, {k: v.item() for k, v in losses.items()}, state)
-        if rank == 0 and time.monotonic() - last_save >= checkpoint_every:
+    try:
+        while not finished():
+            rng = random.Random(settings.seed * 1_000_003 + state.step * world + rank)  # resumable and per-rank
+            batch = collate(rng.sample(clips, min(settings.batch_size, len(clips))))
+            model.train()
+            losses = generator_losses(trainer, batch, target.expand(len(batch["x"]), -1), settings.speaker_weight)
+            optimizer.zero_grad()
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(trained, 10.0)
+            optimizer.step()
+            state.step += 1
+            state.seconds = time.monotonic() - started
+            if validate is not None and state.step % validate_every == 0:
+                model.eval()
+                score = validate(model)
+                state.history.append((state.step, state.seconds, score))
+                best, since_best = (score, 0) if score > best else (best, since_best + 1)
+            if on_step:
+                on_step(state.step, {k: v.item() for k, v in losses.items()}, state)
+            if rank == 0 and time.monotonic() - last_save >= checkpoint_every:
+                state.save(checkpoint_path, model, optimizer)
+                last_save = time.monotonic()
+    except BaseException:  # Ctrl-C, a cancel from the app (SIGTERM): keep every finished step
+        if rank == 0 and state.step > 0:
             state.save(checkpoint_path, model, optimizer)
-            last_save = time.monotonic()
+        raise
     model.eval()
     if rank == 0:
         state.save(checkpoint_path, model, optimizer)

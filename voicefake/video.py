@@ -337,43 +337,6 @@ def ping_pong(frames: int, count: int) -> list[int]:
     return [(k % period) if (k % period) < frames else period - (k % period) for k in range(count)]
 
 
-# ---------------------------------------------------------------- audio
-
-
-def load_audio_any(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Mono float32 audio and its rate from any file: soundfile formats, else whatever FFmpeg decodes
-    (m4a, aac, opus, the audio track of a video)."""
-    from .audio import read_audio
-
-    path = Path(path)
-    if not path.is_file():
-        raise VoicefakeError(f"cannot read audio {path}: no such file")
-    try:
-        return read_audio(path)
-    except VoicefakeError:
-        pass
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise VoicefakeError(f"{path} has no audio: give an audio file (wav, flac, mp3, ogg, m4a...)")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.codec_context.sample_rate or 48000)
-            parts = []
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
-            rate = resampler.rate
-    except VoicefakeError:
-        raise
-    except Exception as error:
-        raise VoicefakeError(f"cannot read audio from {path}: {_short(error)}") from error
-    return (np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)), int(rate)
-
-
 # ---------------------------------------------------------------- writing
 
 
