@@ -1,14 +1,16 @@
 """The invisible video watermark: the audio mark's payload, written into the frames' brightness.
 
-Every frame gets the same faint pattern: a keyed 32 x 32 grid of cells over the whole picture,
-each a little brighter or darker (a few levels of 255) by the bit it carries. Because the grid
-is defined relative to the frame, a resized copy still lines up; because the cells are large
-(1/32 of the picture), H.264 keeps them where it throws fine detail away. The detector shrinks
-each frame to the grid, removes the picture's own coarse shading with a high-pass, adds the
-evidence of many frames, and decodes the same convolutional code + CRC as the audio mark
-(watermark.py), so a found mark is a payload that checks out, not a guess.
+Every frame gets the same faint pattern: a keyed 48 x 48 grid of cells over the whole picture,
+each a little brighter or darker (1-4 levels of 255) by the coded bit it carries, plus presence
+cells that are the same in every mark. Because the grid is defined relative to the frame, a
+resized copy still lines up; because the cells are large (1/48 of the picture), H.264 keeps them
+where it throws fine detail away. The detector shrinks each frame to the grid, removes the
+picture's own coarse shading with a high-pass, adds the evidence of many frames, tests the
+presence cells (a z-score) and decodes the same convolutional code + CRC as the audio mark
+(watermark.py), so a payload it reports is one that checks out, not a guess.
 
-    marked = embed_frame(frame, payload)      # BGR uint8 in, BGR uint8 out
+    mark = FrameMarker(payload)              # one per video
+    marked = mark(frame)                     # BGR uint8 in, BGR uint8 out
     detect_frames(frames) -> watermark.Detection
 """
 
