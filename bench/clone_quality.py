@@ -23,7 +23,7 @@ import soundfile as sf
 
 from voicefake import speaker
 from voicefake.clone import clone_from_dataset
-from voicefake.transcribe import transcribe, word_error_rate
+from voicefake.transcribe import HARVARD_SENTENCES, transcribe, word_error_rate
 from voicefake.voice import Voice, VoiceInfo, load_voice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,18 +31,7 @@ SHARED = ROOT.parent / "shared" / "data" / "speech"
 LANGUAGES = {"allison_en": "en-us", "ivrvoice_ru": "ru"}
 LICENCES = {"allison_en": "CC-BY-SA-3.0, asterisk-core-sounds-en, Allison Smith",
             "ivrvoice_ru": "CC-BY-3.0, asterisk-core-sounds-ru, IvrvoiceRU"}
-SENTENCES = [  # Harvard sentences (IEEE 1969), public domain; none occurs in the training data
-    "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.", "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.", "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
-    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
-    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
-    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
-    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
-]
+SENTENCES = HARVARD_SENTENCES[:20]  # none occurs in the training data
 
 
 def voicefilter_embed(audio: np.ndarray, rate: int) -> np.ndarray:

@@ -17,21 +17,10 @@ import numpy as np
 import onnxruntime
 
 import voicefake
-from voicefake.transcribe import transcribe, word_error_rate
+from voicefake.transcribe import HARVARD_SENTENCES, transcribe, word_error_rate
 
 REPEATS = 3
-SENTENCES = [  # Harvard sentences (IEEE 1969), public domain
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.",
-    "A large size in stockings is hard to sell.",
-]
+SENTENCES = HARVARD_SENTENCES[:10]
 PARAGRAPH = " ".join(SENTENCES[:5])
 
 

@@ -11,23 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from voicefake.transcribe import HARVARD_SENTENCES
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SPEECH = SHARED / "data" / "speech"
 
-SENTENCES = [  # Harvard sentences (IEEE 1969), public domain
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.",
-    "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.",
-    "A rod is used to catch pink salmon.",
-]
+SENTENCES = HARVARD_SENTENCES[:12]
 
 
 def speak(voice, text: str, noise: float = 0.667) -> np.ndarray:

@@ -18,6 +18,7 @@ import torch
 
 from .audio import SAMPLE_RATE
 from .errors import VoicefakeError
+from .transcribe import HARVARD_SENTENCES
 from .export import export_onnx
 from .model import VitsDims, load_vits
 from .voice import cache_dir, load_voice
@@ -25,11 +26,7 @@ from .voice import cache_dir, load_voice
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 BASE_FILE = "joe-posterior-encoder.pt"  # the part of the trainable base the ONNX voice lacks
 SPEAKER_DIMS = VitsDims(d_vector_dim=256)
-VALIDATION_SENTENCES = [  # Harvard sentences kept apart from bench/clone_quality.py's test sentences
-    "The small pup gnawed a hole in the sock.",
-    "The fish twisted and turned on the bent hook.",
-    "Press the pants and sew a button on the vest.",
-]
+VALIDATION_SENTENCES = HARVARD_SENTENCES[20:]  # apart from the sentences benchmarks test on
 
 
 def _random_sentences(count: int, seed: int) -> list[str]:
