@@ -27,7 +27,7 @@ SEGMENT = 50  # frames: 2 s at 25 fps
 TRANSFORMS = {"as written (CRF 14)": (14, 1.0), "CRF 28": (28, 1.0), "CRF 28, half size": (28, 0.5)}
 
 
-def encode_decode(frames: list[np.ndarray], crf: int, scale: float) -> list[np.ndarray]:
+def encode_decode(frames: list[np.ndarray], crf: int, scale: float = 1.0) -> list[np.ndarray]:
     """An H.264 (yuv420p) round trip at `crf`, after resizing by `scale`."""
     h, w = frames[0].shape[:2]
     w2, h2 = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2

@@ -1,5 +1,8 @@
 """The invisible video watermark: invisible, survives H.264 CRF 28 and half size, never cries wolf."""
 
+import sys
+from pathlib import Path
+
 import av
 import cv2
 import numpy as np
@@ -9,6 +12,9 @@ from voicefake import videomark
 from voicefake.watermark import Payload
 
 from test_lipsync import draw_face
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from video_watermark import encode_decode as reencode  # noqa: E402  the bench's H.264 round trip
 
 PAYLOAD = Payload(0xBEEF, 12345)
 
@@ -25,28 +31,6 @@ def moving_face(frames: int = 30) -> list[np.ndarray]:
         frame[40:280, x : x + 240] = face
         out.append(frame)
     return out
-
-
-def reencode(frames: list[np.ndarray], crf: int, scale: float = 1.0) -> list[np.ndarray]:
-    """Frames after an H.264 round trip at `crf`, resized by `scale` first (as a re-upload would)."""
-    import io
-
-    buffer = io.BytesIO()
-    h, w = frames[0].shape[:2]
-    w2, h2 = int(w * scale) // 2 * 2, int(h * scale) // 2 * 2
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in frames:
-            small = cv2.resize(frame, (w2, h2), interpolation=cv2.INTER_AREA)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(small, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buffer.seek(0)
-    with av.open(buffer) as container:
-        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
 
 
 @pytest.fixture(scope="module")
