@@ -181,10 +181,11 @@ def test_enroll_with_consent_then_clone_cancel_and_resume(client, voice, tmp_pat
     job = wait_for_job(client, ("cancelled",))
     assert "resume" in job["message"]
 
-    # resume with a tiny step budget: the plumbing, not the quality
-    client.predict("ann", 30, 2, api_name="/resume_clone")
+    # the cancel saved the steps done; resume continues from there for a few more (plumbing, not quality)
+    target = job["step"] + 3
+    client.predict("ann", 30, target, api_name="/resume_clone")
     job = wait_for_job(client, ("done",))
-    assert job["step"] >= 2 and job["losses"]["mel"] > 0
+    assert job["step"] == target and job["losses"]["mel"] > 0
     speech = client.predict("Hello from a cloned voice.", "ann", 1.0, api_name="/speak")
     assert np.abs(sf.read(speech)[0]).max() > 0.05
     with pytest.raises(AppError, match="trained before"):
