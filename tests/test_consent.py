@@ -160,3 +160,61 @@ def test_non_english_checks_the_speaker_only(tmp_path):
     record = require_consent("olga")
     assert record["passed"] and not record["phrase_checked"] and "phrase_accuracy" not in record["scores"]
     assert record["scores"]["speaker_similarity"] > 0.9
+
+
+# --- synthetic speech and replays -------------------------------------------------------------
+
+
+def test_voicefake_speech_is_refused_as_consent_and_as_enrollment_audio(tmp_path, voice, joe_clips):
+    """voicefake's own (watermarked) speech is nobody's consent and nobody's voice to enroll."""
+    challenge = issue_challenge("ann")
+    marked_consent = write(tmp_path / "consent.wav", speak(voice, challenge.text, marked=True))
+    with pytest.raises(ConsentRefused, match="consent.wav is synthetic speech made by voicefake") as error:
+        enroll("ann", [joe_clips], consent=marked_consent)
+    assert "the voice 'joe'" in str(error.value) and len(str(error.value).splitlines()) == 1
+    assert nothing_written("ann")
+
+    # enrollment audio: one marked file among real (unmarked) ones refuses the whole enrollment
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    write(marked / "fake.wav", np.concatenate([speak(voice, text, marked=True) for text in SENTENCES[6:9]]))
+    reading = write(tmp_path / "reading.wav", speak(voice, challenge.text))  # an unmarked reading
+    with pytest.raises(ConsentRefused, match="fake.wav is synthetic speech made by voicefake") as error:
+        enroll("ann", [joe_clips, marked], consent=reading, transcripts=joe_clips / "metadata.csv")
+    assert "the voice 'joe'" in str(error.value) and error.value.report.consent.startswith("refused")
+    assert nothing_written("ann")
+    with pytest.raises(ConsentRefused, match="synthetic speech made by voicefake"):  # a declared licence too
+        enroll("corpus", [marked], consent=DeclaredLicence("CC0, made by voicefake"))
+    assert nothing_written("corpus")
+
+
+def test_consent_recording_used_before_is_refused(tmp_path, voice, joe_clips):
+    import soxr
+
+    first = issue_challenge("ann")
+    reading = speak(voice, first.text)
+    enroll("ann", [joe_clips], consent=write(tmp_path / "consent.wav", reading))
+    issue_challenge("ann2")
+    # the same recording again, for another voice: resampled, quieter, cut 0.3 s later
+    copy = soxr.resample(reading[int(0.3 * 22050):] * 0.5, 22050, 16000).astype(np.float32)
+    with pytest.raises(ConsentRefused, match="copy of the one voice 'ann' was enrolled with"):
+        enroll("ann2", [joe_clips], consent=write(tmp_path / "copy.wav", copy, 16000))
+    assert nothing_written("ann2")
+
+
+def test_consent_taken_from_the_enrollment_audio_is_refused_without_the_phrase_check(tmp_path, voice, joe_clips):
+    """Other languages have no phrase check: any clip of the speaker would match the speaker, so a
+    consent recording cut from the enrollment audio is refused as a replay."""
+    issue_challenge("ann")
+    clips = sorted(joe_clips.glob("s*.wav"))
+    import soundfile as sf
+
+    taken = np.concatenate([sf.read(clips[2], dtype="float32")[0], sf.read(clips[3], dtype="float32")[0]])
+    with pytest.raises(ConsentRefused, match=r"copy of enrollment audio \(s[23].wav"):
+        enroll("ann", [joe_clips], consent=write(tmp_path / "taken.flac", taken * 0.7),
+               transcripts=joe_clips / "metadata.csv", language="es")
+    assert nothing_written("ann")
+    # a new recording of the same speaker is not a replay
+    fresh = write(tmp_path / "fresh.wav", speak(voice, "Estoy de acuerdo. Sí, claramente, de acuerdo."))
+    report = enroll("ann", [joe_clips], consent=fresh, transcripts=joe_clips / "metadata.csv", language="es")
+    assert report.enrolled and require_consent("ann")["passed"]

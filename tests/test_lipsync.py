@@ -426,7 +426,8 @@ def test_wav2lip_official_checkpoint_round_trip(random_wav2lip, tmp_path):
         assert timed.shape == (1, 3, 5, 96, 96)
         assert torch.allclose(timed[:, :, 0], expected[:1], atol=1e-5)
 
-    # a whole pickled module, saved by the official code (class path models.wav2lip.Wav2Lip)
+    # a whole pickled module, saved by the official code (class path models.wav2lip.Wav2Lip): loading it
+    # would mean a full unpickle, which can run code, so it is refused
     official = types.ModuleType("models.wav2lip")
     official.Wav2Lip = type("Wav2Lip", (Wav2Lip,), {"__module__": "models.wav2lip"})
     sys.modules["models"], sys.modules["models.wav2lip"] = types.ModuleType("models"), official
@@ -436,8 +437,9 @@ def test_wav2lip_official_checkpoint_round_trip(random_wav2lip, tmp_path):
         torch.save(pickled, tmp_path / "wav2lip_module.pt")
     finally:
         del sys.modules["models"], sys.modules["models.wav2lip"]
-    with torch.no_grad():
-        assert torch.equal(load_checkpoint(tmp_path / "wav2lip_module.pt")(audio, faces), expected)
+    with pytest.raises(VoicefakeError, match="not a plain state-dict checkpoint") as refused:
+        load_checkpoint(tmp_path / "wav2lip_module.pt")
+    assert "\n" not in str(refused.value)
 
     sync = SyncNet().eval()
     save_checkpoint(sync, tmp_path / "syncnet.pth")
@@ -502,3 +504,29 @@ def test_training_recipe_prepares_lrs2_style_data(tmp_path):
     with torch.no_grad():
         loss = recipe.expert_loss(SyncNet().eval(), truth[None], window[None])
     assert loss.item() > 0
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_cli_lipsync_stopped_by_a_signal_leaves_no_file(face_png, tmp_path, signame):
+    import signal
+    import subprocess
+    import time
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "speech.wav", vowel(40.0), RATE)  # a thousand frames: long enough to be stopped
+    out = tmp_path / "out.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voicefake.cli", "lipsync", str(face_png), str(tmp_path / "speech.wav"), "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob(".out.mp4.*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.mp4.*")), "the partial file never appeared"
+    time.sleep(1.0)  # let the encoder thread get going
+    process.send_signal(getattr(signal, signame))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + getattr(signal, signame), stderr
+    assert "Traceback" not in stderr, stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["speech.wav"]

@@ -90,3 +90,31 @@ def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
     for video, voice_name in ((out, "lipsync"), (out2, "joe")):  # the frames carry the soundtrack's payload
         report = detect_everything(video)
         assert report.video.found and report.video.voice == voice_name, report.to_dict()
+
+
+def test_detect_on_a_short_crop_says_too_short_to_decide(tmp_path, voice):
+    import soundfile as sf
+
+    text = "A marked file, long enough to hold the mark several times over. Then a piece of it is cut out."
+    marked = np.concatenate([c.audio for c in voice.synthesize(text, noise=0.0, noise_w=0.0)])
+    assert len(marked) > 5 * 22050 and watermark.detect(marked, 22050).found
+    # a 1 s crop from the middle (the first one the detector misses, as it does most 1 s crops)
+    starts = range(len(marked) // 3, len(marked) - 22050, 5000)
+    start = next(a for a in starts if not watermark.detect(marked[a:a + 22050], 22050).found)
+    sf.write(tmp_path / "crop.wav", marked[start:start + 22050], 22050)
+    result = run("detect", str(tmp_path / "crop.wav"))
+    assert result.returncode == 1, result.stderr
+    assert "too short to decide (1.0 s; the mark needs at least 3 s)" in result.stdout, result.stdout
+    assert "not found (" not in result.stdout
+    result = run("detect", str(tmp_path / "crop.wav"), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["watermarked"] is False and report["decided"] is False
+    assert report["reason"] == "too short to decide (1.0 s; the mark needs at least 3 s)"
+    assert report["audio"]["too_short"] and report["audio"]["seconds"] == 1.0
+    # long enough and unmarked: a plain "not found", decided
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "noise.wav", (0.1 * rng.standard_normal(4 * 22050)).astype(np.float32), 22050)
+    result = run("detect", str(tmp_path / "noise.wav"), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["decided"] is True and "reason" not in report
+    assert not report["audio"]["too_short"]

@@ -46,3 +46,29 @@ def test_ids_follow_piper_layout(voice):
     ids, id_map = sentence.phoneme_ids, voice.phoneme_id_map
     assert ids[0] == id_map["^"][0] and ids[-1] == id_map["$"][0]
     assert ids[1::2] == [id_map["_"][0]] * (len(sentence.phonemes) + 1)
+
+
+def test_markup_tags_are_not_read_aloud(caplog, voice):
+    """SSML as users paste it: the tags go (with a warning), <break> is a pause, the words stay."""
+    ssml = '<speak>Hello <emphasis level="strong">world</emphasis>, <break time="1s"/> read this &amp; that.</speak>'
+    with caplog.at_level(logging.WARNING, logger="voicefake"):
+        (sentence,) = text_to_sentences(ssml, voice.phoneme_id_map)
+    assert "markup" in caplog.text and "<emphasis>" in caplog.text and "<break>" in caplog.text
+    (plain,) = text_to_sentences("Hello world, read this and that.", voice.phoneme_id_map)
+    assert sentence.phonemes == plain.phonemes  # no "speak", "emphasis", "break", "slash", "amp"
+    for tag_word in ("speak", "emphasis level strong", "break time", "less than"):
+        spoken = "".join(phonemize(tag_word)[0])
+        assert spoken not in "".join(sentence.phonemes)
+    # a <break> between words is a pause (a comma), as in "Hello, world"
+    assert phonemize(clean_text("Hello <break/> world")) == phonemize("Hello, world")
+    # comparisons in plain text are not markup
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="voicefake"):
+        assert clean_text("3 < 5 and 7 > 2") == "3 < 5 and 7 > 2"
+    assert "markup" not in caplog.text
+
+
+@pytest.mark.parametrize("text", ['<speak><break time="2s"/></speak>', "<p></p>", "<!-- nothing -->"])
+def test_text_of_tags_only_has_nothing_speakable(text):
+    with pytest.raises(VoicefakeError, match="nothing speakable"):
+        clean_text(text)

@@ -152,3 +152,81 @@ def test_recipe_runs_data_parallel_under_torchrun_gloo(base, dataset, tmp_path, 
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "voice.onnx").exists() and (out / "voice.onnx.json").exists()
     assert train.Checkpoint.load(out / "checkpoint.pt", clone.load_base(path=base)[0]).step == 2
+
+
+def test_stft_loss_is_zero_for_the_same_wave_and_grows_with_noise():
+    torch.manual_seed(0)
+    t = torch.arange(8192) / 22050
+    wave = (0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.sin(2 * torch.pi * 3 * t)).reshape(1, 1, -1)
+    assert float(train.stft_loss(wave, wave)) < 1e-4
+    slightly = train.stft_loss(wave + 0.003 * torch.randn_like(wave), wave)
+    badly = train.stft_loss(wave + 0.05 * torch.randn_like(wave), wave)
+    assert 0 < float(slightly) < float(badly)
+    made = (wave + 0.05 * torch.randn_like(wave)).requires_grad_()
+    train.stft_loss(made, wave).backward()
+    assert made.grad is not None and made.grad.abs().sum() > 0
+
+
+def test_decoder_rate_scale_zero_trains_only_its_speaker_conditioning(base):
+    model, _ = clone.load_base(path=base)
+    groups = train.parameter_groups(model, train.TrainSettings(decoder_rate_scale=0.0))
+    trained = {id(p) for group in groups for p in group["params"]}
+    decoder = {n: p for n, p in model.named_parameters() if n.startswith("waveform_decoder.")}
+    assert {n for n, p in decoder.items() if id(p) in trained} == {"waveform_decoder.cond_layer.weight",
+                                                                  "waveform_decoder.cond_layer.bias"}
+    assert not any(p.requires_grad for n, p in decoder.items() if "cond" not in n)
+    rates = sorted({group["lr"] for group in groups})
+    assert rates == [2e-5, 2e-4]  # the flow at a tenth; the conditioning and the posterior encoder at full rate
+
+
+def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, tmp_path):
+    """Checkpoint choice: the run ends holding the weights of its best check, not its last step."""
+    utterances = train.load_utterances(dataset, voice.phoneme_id_map)
+    model, d_vector = clone.load_base(path=base)
+    scores = iter([0.5, 0.9, 0.7, 0.6])
+    snapshots = {}
+
+    def validate(m):
+        snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in m.state_dict().items()}
+        return {"similarity": 0.5, "score": next(scores)}
+
+    path = tmp_path / "checkpoint.pt"
+    state = train.fine_tune(model, utterances, d_vector, path, train.TrainSettings(batch_size=2), seconds=600,
+                            max_steps=10, validate=validate, validate_every=1, patience=2)
+    assert state.step == 4  # two checks without a new best after step 2: early stop
+    assert [row[2]["score"] for row in state.history] == [0.5, 0.9, 0.7, 0.6]
+    assert train.Checkpoint.load(path, clone.load_base(path=base)[0]).step == 4  # resume continues from the last step
+    assert torch.load(train.best_weights_path(path), weights_only=True)["step"] == 2
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[2][name]), name
+
+
+def test_voice_score_is_the_weakest_figure_against_its_goal():
+    assert clone.voice_score(0.85, 3.6, 0.23, base_wer=0.2) == pytest.approx(1.0)
+    # likeness far above its goal does not buy back a collapse in naturalness
+    assert clone.voice_score(0.95, 1.8, 0.2, base_wer=0.2) == pytest.approx(0.5)
+    assert clone.voice_score(0.9, 4.0, 0.46, base_wer=0.2) == pytest.approx(0.5)
+
+
+def test_naturalness_tells_clean_speech_from_noise(voice):
+    from voicefake import naturalness
+
+    speech = np.concatenate([c.audio for c in voice.synthesize("The birch canoe slid on the smooth planks.")])
+    noisy = speech + np.random.default_rng(0).normal(0, 0.1, len(speech)).astype(np.float32)
+    clean_mos, noisy_mos = naturalness.mos(speech, 22050), naturalness.mos(noisy, 22050)
+    assert clean_mos > 3.5 and noisy_mos < clean_mos - 1.0
+
+
+def test_adversarial_fine_tuning_trains_the_discriminator_and_resumes(base, dataset, voice, tmp_path):
+    utterances = train.load_utterances(dataset, voice.phoneme_id_map)
+    settings = train.TrainSettings(batch_size=2, adversarial_weight=1.0, stft_weight=1.0)
+    model, d_vector = clone.load_base(path=base)
+    seen = []
+    path = tmp_path / "checkpoint.pt"
+    train.fine_tune(model, utterances, d_vector, path, settings, seconds=600, max_steps=1,
+                    on_step=lambda step, losses, state: seen.append(losses))
+    assert {"adversarial", "features", "discriminator", "stft"} <= set(seen[0])
+    before = {k: v.clone() for k, v in model.disc.state_dict().items()}
+    restored, _ = clone.load_base(path=base)
+    train.fine_tune(restored, utterances, d_vector, path, settings, seconds=600, max_steps=2, resume=True)
+    assert any(not torch.equal(before[k], v) for k, v in restored.disc.state_dict().items())  # it learned on resume

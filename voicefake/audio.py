@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from . import provenance
+from .atomic import atomic_output, output_error
 from .errors import VoicefakeError
 
 SAMPLE_RATE = 22050  # the bundled voice's rate; every voice voicefake makes uses it too
@@ -38,6 +39,11 @@ def check_output_path(path: str | os.PathLike) -> Path:
         raise VoicefakeError(f"cannot write {path}: permission denied (choose another output path)")
     if path.is_dir():
         raise VoicefakeError(f"cannot write {path}: it is a folder, give a file name such as {path / 'out.wav'}")
+    try:  # the real test (/proc, read-only file systems, root, network shares): make and drop a file there
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise output_error(path, error) from error
     return path
 
 
@@ -60,29 +66,38 @@ class AudioWriter:
 
     def __enter__(self) -> "AudioWriter":
         container, subtype = OUTPUT_FORMATS[self.path.suffix.lower()]
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
-        os.close(fd)
+        self._output = atomic_output(self.path)
+        self._tmp = str(self._output.__enter__())
         self.created = provenance.now_utc()
         self._tags = provenance.make_tags("speech", self.voice, self.created)
         try:
             self._file = sf.SoundFile(self._tmp, "w", self.sample_rate, 1, subtype, format=container)
             if container != "MP3":  # libsndfile's MP3 writer keeps only ID3v1: tagged in __exit__ instead
                 provenance.tag_soundfile(self._file, self._tags)
-        except Exception as error:
+        except BaseException as error:
             if self._file is not None:
                 self._file.close()
-            os.unlink(self._tmp)
-            raise VoicefakeError(f"cannot write {self.path}: {error}") from error
+            self._output.discard()
+            if isinstance(error, Exception):
+                raise output_error(self.path, error) from error
+            raise
         return self
 
     def write(self, audio: np.ndarray) -> None:
         """Append mono float samples in [-1, 1]."""
-        self._file.write(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+        try:
+            self._file.write(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+        except Exception as error:  # a full disk, a vanished folder: one line, not a libsndfile traceback
+            raise output_error(self.path, error) from error
         self.frames += len(audio)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._file.close()
+            try:
+                self._file.close()
+            except Exception:
+                if exc_type is None:
+                    raise
             if exc_type is None:
                 if self.frames == 0:
                     raise VoicefakeError(f"nothing to write to {self.path}: no audio was produced")
@@ -92,10 +107,11 @@ class AudioWriter:
                 if ext in provenance.SIGNABLE:
                     provenance.sign(self._tmp, ext, title=self.path.name, kind="speech", voice=self.voice,
                                     created=self.created)
-                os.replace(self._tmp, self.path)
+                self._output.commit()
+        except Exception as error:
+            raise output_error(self.path, error) from error
         finally:
-            if os.path.exists(self._tmp):
-                os.unlink(self._tmp)
+            self._output.discard()
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *,

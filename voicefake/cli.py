@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 
 from .errors import VoicefakeError
 
@@ -92,22 +95,37 @@ def cmd_remove(args: argparse.Namespace) -> None:
 def cmd_clone(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from .clone import check_device, clone_voice
+    from .clone import check_clone_arguments, clone_voice
     from .consent import require_consent
 
-    check_device(args.device)
+    check_clone_arguments(args.name, args.minutes, args.device, args.resume, args.restart)  # before any state
     if not require_consent(args.name).get("verified"):  # refuse before anything starts
         raise VoicefakeError(f"voice {args.name!r} rests on a declared licence, not on consent verified from the "
                              "speaker: the CLI clones only verified voices (use the Python API or recipes/clone_vits.py)")
     bar = tqdm(total=int(args.minutes * 60), desc=f"cloning {args.name}", unit="s", disable=args.quiet,
                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
-    def progress(step, losses, state):
-        bar.n = min(bar.total, int(state.seconds))
-        similarity = f" similarity={state.history[-1][2]:.3f}" if state.history else ""
-        bar.set_postfix_str(f"step {step} mel={losses['mel']:.3f} kl={losses['kl']:.2f}{similarity}")
+    done = [0]
 
-    path = clone_voice(args.name, args.minutes, args.device, resume=args.resume, restart=args.restart, on_step=progress)
+    def progress(step, losses, state):
+        done[0] = step
+        bar.n = min(bar.total, int(state.seconds))
+        checked = ""
+        if state.history:
+            figures = state.history[-1][2]
+            checked = (f" similarity={figures['similarity']:.3f} MOS={figures['naturalness']:.2f}"
+                       f" WER={figures['wer']:.2f}")
+        bar.set_postfix_str(f"step {step} mel={losses['mel']:.3f} kl={losses['kl']:.2f}{checked}")
+
+    try:
+        path = clone_voice(args.name, args.minutes, args.device, resume=args.resume, restart=args.restart,
+                           on_step=progress)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: train.fine_tune has saved the checkpoint
+        bar.close()
+        if done[0]:
+            print(f"voicefake: saved the checkpoint at step {done[0]}: continue with "
+                  f"`voicefake clone {args.name} --resume`", file=sys.stderr)
+        raise
     bar.close()
     if not args.quiet:
         print(f"cloned {args.name}: {path}. Try: voicefake say \"Hello.\" --voice {args.name} -o hello.wav",
@@ -142,11 +160,14 @@ def _lipsync_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-label", action="store_true", help="leave out the visible 'AI-generated' label")
     parser.add_argument("--engine", choices=["auto", "classic", "wav2lip"], default="auto",
                         help="auto: wav2lip when its weights are in pretrained/, else classic (default)")
+    parser.add_argument("--weights", metavar="PATH", default=None,
+                        help="Wav2Lip state-dict checkpoint to use (default: wav2lip*.pth in pretrained/)")
 
 
 def _lipsync_kwargs(args: argparse.Namespace) -> dict:
     return {
         "face_index": args.face_index, "label": not args.no_label, "engine": args.engine, "progress": not args.quiet,
+        "weights": args.weights,
     }
 
 
@@ -240,21 +261,68 @@ class _OneLine(logging.Formatter):
         return f"voicefake: {record.levelname.lower()}: {record.getMessage()}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C: every `with` block then removes its
+    partial output and training saves its checkpoint, instead of the process dying mid-write."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _stop_on_signals() -> dict:
+    """Route SIGTERM and SIGHUP to `Terminated`; returns the previous handlers (to restore).
+
+    Only the first signal raises: a second one, while the first one's cleanup runs (deleting a
+    partial file, saving a checkpoint), is ignored so it cannot cut that short; a third ends the
+    process at once (the default action), for a cleanup that hangs. A SIGHUP already ignored
+    (`nohup voicefake ...`) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # signal handlers can only be set from the main thread
+    fired = []
+
+    def stop(signum, frame):
+        fired.append(signum)
+        if len(fired) == 1:
+            raise Terminated(signum)
+        if len(fired) >= 3:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None or signal.getsignal(number) == signal.SIG_IGN:
+            continue
+        previous[number] = signal.signal(number, stop)
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted, 128 + N stopped by signal N)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     logging.getLogger("voicefake").addHandler(handler)
     logging.getLogger("voicefake").propagate = False
     args = build_parser().parse_args(argv)
+    previous = _stop_on_signals()
     try:
         status = args.run(args) or 0
     except VoicefakeError as error:
         print(f"voicefake: error: {error}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        print(f"voicefake: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("voicefake: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
     return status
 
 

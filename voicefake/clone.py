@@ -11,11 +11,13 @@ import json
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import atomic_output, output_error
 from .audio import SAMPLE_RATE
 from .errors import VoicefakeError
 from .transcribe import HARVARD_SENTENCES
@@ -26,7 +28,31 @@ from .voice import cache_dir, load_voice
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 BASE_FILE = "joe-posterior-encoder.pt"  # the part of the trainable base the ONNX voice lacks
 SPEAKER_DIMS = VitsDims(d_vector_dim=256)
-VALIDATION_SENTENCES = HARVARD_SENTENCES[20:]  # apart from the sentences benchmarks test on
+# Apart from the 20 Harvard sentences benchmarks test on, and from any training transcript.
+VALIDATION_SENTENCES = HARVARD_SENTENCES[20:] + [
+    "We walked along the river until the sun went down.",
+    "Please bring the red box from the kitchen table.",
+    "She bought three apples and a loaf of bread.",
+]
+
+
+@dataclass(frozen=True)
+class VoiceGoals:
+    """What a clone must reach on all three judges at once (the checkpoint choice weighs them so)."""
+
+    similarity: float = 0.85  # resemblyzer, to the speaker's profile; her own clips score about 0.9
+    naturalness: float = 3.6  # DistillMOS; the bundled voice scores 4.09, clean real speech 4.47
+    wer_ratio: float = 1.15  # pocketsphinx word error rate, against the base voice's on the same sentences
+    wer_floor: float = 0.05  # a base voice recognised perfectly still leaves the clone this much room
+
+
+GOALS = VoiceGoals()
+
+
+def voice_score(similarity: float, naturalness: float, wer: float, base_wer: float, goals: VoiceGoals = GOALS) -> float:
+    """The weakest of the three figures as a fraction of its goal: above 1.0 only when all three are met."""
+    wer_goal = goals.wer_ratio * max(base_wer, goals.wer_floor)
+    return min(similarity / goals.similarity, naturalness / goals.naturalness, wer_goal / max(wer, 1e-3))
 
 
 def _random_sentences(count: int, seed: int) -> list[str]:
@@ -91,7 +117,7 @@ def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, 
     teacher = onnx_teacher(voice.info.model_path)
     done, partial = 0, out.with_suffix(".training")
     if resume and partial.exists():
-        state = torch.load(partial, map_location="cpu", weights_only=False)
+        state = torch.load(partial, map_location="cpu", weights_only=True)
         model.posterior_encoder.load_state_dict(state["encoder"])
         optimizer.load_state_dict(state["optimizer"])
         done = state["step"]
@@ -100,12 +126,12 @@ def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, 
         train.distill_posterior_encoder(model, sentences, chunk, d_vector, batch_size, optimizer=optimizer,
                                         teacher=teacher, progress=progress)
         done += chunk
-        torch.save({"encoder": model.posterior_encoder.state_dict(), "optimizer": optimizer.state_dict(),
-                    "step": done}, partial.with_suffix(".part"))
-        partial.with_suffix(".part").replace(partial)
+        with atomic_output(partial) as tmp:  # a unique temporary name: two runs never write the same one
+            torch.save({"encoder": model.posterior_encoder.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": done}, tmp)
     half = {k: v.half() for k, v in model.posterior_encoder.state_dict().items()}
-    torch.save({"posterior_encoder": half, "d_vector": d_vector, "steps": steps}, out.with_suffix(".part"))
-    out.with_suffix(".part").replace(out)
+    with atomic_output(out) as tmp:
+        torch.save({"posterior_encoder": half, "d_vector": d_vector, "steps": steps}, tmp)
     partial.unlink(missing_ok=True)
     return out
 
@@ -117,7 +143,7 @@ def load_base(device: str = "cpu", path: Path | None = None):
         raise VoicefakeError(f"the trainable base is missing ({path}): build it once with `python recipes/build_base.py`")
     voice = load_voice("joe")
     model = load_vits(voice.info.model_path, SPEAKER_DIMS)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model.posterior_encoder.load_state_dict({k: v.float() for k, v in state["posterior_encoder"].items()})
     return model.to(device), state["d_vector"].float()
 
@@ -155,6 +181,50 @@ def piper_config(base_config: dict, provenance: dict, pace: float = 1.0) -> dict
     return config
 
 
+def _speak_validation(model, profile: np.ndarray, phoneme_id_map, device: str) -> list[np.ndarray]:
+    """The model speaks the validation sentences (deterministic: every DDP rank must reach the same verdict)."""
+    from .model import vits_synthesize
+    from .text import text_to_sentences
+
+    d_vector = torch.from_numpy(profile).to(device)
+    return [np.concatenate([vits_synthesize(model, s.phoneme_ids, noise=0, noise_w=0, d_vector=d_vector)[0]
+                            for s in text_to_sentences(text, phoneme_id_map)]) for text in VALIDATION_SENTENCES]
+
+
+def _chosen_check(history: list) -> dict:
+    """The validation the exported weights come from (fine_tune keeps the best-scoring one)."""
+    checks = [row for row in history if isinstance(row[2], dict)]
+    if not checks:
+        return {}
+    step, _, figures = max(checks, key=lambda row: row[2]["score"])
+    return {"chosen_step": step, "validation": figures}
+
+
+def clone_validator(profile: np.ndarray, base_voice, device: str):
+    """`validate(model) -> figures`: likeness, naturalness and intelligibility on unseen sentences, and their score."""
+    from . import naturalness, speaker
+    from .transcribe import transcribe, word_error_rate
+
+    def wer_of(clips) -> float:
+        return word_error_rate(VALIDATION_SENTENCES, [transcribe(c, SAMPLE_RATE) for c in clips])
+
+    base_clips = [np.concatenate([c.audio for c in base_voice.synthesize(t, noise=0, noise_w=0)])
+                  for t in VALIDATION_SENTENCES]
+    base_wer = wer_of(base_clips)
+
+    def validate(model) -> dict:
+        clips = _speak_validation(model, profile, base_voice.phoneme_id_map, device)
+        figures = {
+            "similarity": speaker.similarity(speaker.embed(np.concatenate(clips), SAMPLE_RATE), profile),
+            "naturalness": naturalness.mean_mos(clips, SAMPLE_RATE),
+            "wer": wer_of(clips),
+        }
+        figures["score"] = voice_score(**figures, base_wer=base_wer)
+        return {k: round(v, 4) for k, v in figures.items()} | {"base_wer": round(base_wer, 4)}
+
+    return validate
+
+
 def clone_from_dataset(
     data_dir: Path, out_dir: Path, minutes: float = 30.0, device: str = "cpu", licence: str | None = None,
     resume: bool = False, max_steps: int | None = None, on_step=None, settings=None, data_minutes: float | None = None,
@@ -180,16 +250,7 @@ def clone_from_dataset(
     model, _ = load_base(device)
     settings = settings or train.TrainSettings()
 
-    def validate(m) -> float:  # deterministic (noise 0): every DDP rank must reach the same verdict
-        from .model import vits_synthesize
-        from .text import text_to_sentences
-
-        audio = np.concatenate([
-            vits_synthesize(m, s.phoneme_ids, noise=0, noise_w=0, d_vector=torch.from_numpy(profile).to(device))[0]
-            for t in VALIDATION_SENTENCES for s in text_to_sentences(t, base_voice.phoneme_id_map)
-        ])
-        return speaker.similarity(speaker.embed(audio, SAMPLE_RATE), profile)
-
+    validate = clone_validator(profile, base_voice, device)
     state = train.fine_tune(
         model, utterances, torch.from_numpy(profile), out_dir / "checkpoint.pt", settings, seconds=minutes * 60,
         max_steps=max_steps, resume=resume, validate=validate, on_step=on_step,
@@ -199,7 +260,7 @@ def clone_from_dataset(
     pace = speaking_pace(utterances, base_voice)
     provenance = {
         "tool": "voicefake", "base_voice": "joe", "trained_minutes": round(state.seconds / 60, 2), "pace": round(pace, 3),
-        "steps": state.step, "data_minutes": round(kept, 2), "data_language": language,
+        "steps": state.step, **_chosen_check(state.history), "data_minutes": round(kept, 2), "data_language": language,
         "licence": licence or "not declared",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "d_vector": profile.round(5).tolist(),
     }
@@ -210,35 +271,55 @@ def clone_from_dataset(
 
 def clone_voice(name: str, minutes: float = 30.0, device: str = "cpu", resume: bool = False, restart: bool = False,
                 on_step=None, max_steps: int | None = None) -> Path:
-    """Clone an enrolled voice: refuses without a passing consent record; the result speaks with `say --voice NAME`."""
-    from .consent import describe, require_consent
-    from .enroll import espeak_voice_for
-    from .voice import voicefake_home
+    """Clone an enrolled voice: refuses without a passing consent record; the result speaks with `say --voice NAME`.
 
+    Every argument is checked before anything is read or changed: a refused run never deletes a checkpoint."""
+    from . import train
+    from .consent import describe, require_consent
+    from .enroll import espeak_voice_for, voice_folder
+
+    check_clone_arguments(name, minutes, device, resume, restart, max_steps)
     record = require_consent(name)
-    folder = voicefake_home() / "voices" / name
+    folder = voice_folder(name)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    language = espeak_voice_for(manifest.get("language", "en"))
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.exists() and not (resume or restart):
         raise VoicefakeError(f"voice {name!r} has a checkpoint from an earlier run: add --resume to continue it, "
                              "or --restart to start over")
-    if restart:
+    if resume and checkpoint.exists():
+        train.check_checkpoint(checkpoint)  # a damaged one fails now, not after loading everything
+    if restart:  # the last step before training: only a run that is going to start discards the old one
         checkpoint.unlink(missing_ok=True)
-    if not 0 < minutes <= 24 * 60:
-        raise VoicefakeError(f"--minutes {minutes} is out of range: give 1 to 1440")
     return clone_from_dataset(
         folder, folder, minutes=minutes, device=device, licence=describe(record), resume=resume, on_step=on_step,
-        language=espeak_voice_for(manifest.get("language", "en")), max_steps=max_steps,
+        language=language, max_steps=max_steps,
     )
+
+
+def check_clone_arguments(name: str, minutes: float, device: str = "cpu", resume: bool = False,
+                          restart: bool = False, max_steps: int | None = None) -> None:
+    """Refuse bad `clone` arguments, touching nothing (the CLI calls this before anything else)."""
+    from .enroll import check_name
+
+    check_name(name)
+    if not 0 < minutes <= 24 * 60:
+        raise VoicefakeError(f"--minutes {minutes} is out of range: give 1 to 1440")
+    check_device(device)
+    if resume and restart:
+        raise VoicefakeError("--resume and --restart contradict each other: give one of them")
+    if max_steps is not None and max_steps < 1:
+        raise VoicefakeError(f"a step limit of {max_steps} is out of range: give 1 or more, or none")
 
 
 def export_voice(name: str, folder: str | Path) -> Path:
     """Copy a cloned voice out as a Piper voice: FOLDER/NAME.onnx + FOLDER/NAME.onnx.json."""
-    import os
     import shutil
 
+    from .enroll import check_name
     from .voice import list_voices
 
+    check_name(name)  # the name becomes a file name below
     voices = {v.name: v for v in list_voices()}
     if name not in voices:
         raise VoicefakeError(f"unknown voice {name!r}: see `voicefake voices`")
@@ -246,10 +327,15 @@ def export_voice(name: str, folder: str | Path) -> Path:
     if info.model_path is None or info.state == "bundled":
         raise VoicefakeError(f"voice {name!r} is {info.state}: only cloned voices can be exported")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_error(folder, error) from error
     target = folder / f"{name}.onnx"
     for source, dest in ((info.model_path, target), (Path(f"{info.model_path}.json"), Path(f"{target}.json"))):
-        partial = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-        shutil.copyfile(source, partial)
-        os.replace(partial, dest)
+        with atomic_output(dest) as partial:
+            try:
+                shutil.copyfile(source, partial)
+            except OSError as error:
+                raise output_error(dest, error) from error
     return target

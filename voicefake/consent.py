@@ -14,7 +14,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_text
 from .errors import VoicefakeError
 from .voice import voicefake_home
 
@@ -97,16 +97,9 @@ def _challenges_dir() -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write JSON so that readers never see half a file."""
+    """Write JSON so that readers never see half a file; private (0600): challenges are consent material."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False), mode=0o600)
 
 
 def random_sentence(rng: secrets.SystemRandom | None = None) -> str:
@@ -347,7 +340,9 @@ def require_consent(name: str) -> dict:
     Raises VoicefakeError, saying how to fix it, when the voice has no passing record.
     Declared licences pass, with record["verified"] False.
     """
-    folder = voicefake_home() / "voices" / name
+    from .enroll import voice_folder
+
+    folder = voice_folder(name)  # refuses a bad name (`../voices/anna`) before it goes near a path
     how = (
         f"run `voicefake consent-phrase {name}`, record the speaker reading the phrase, then "
         f"`voicefake enroll {name} RECORDINGS... --consent THAT_RECORDING`"

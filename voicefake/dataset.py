@@ -196,9 +196,39 @@ def transcribe_file(path: str) -> str:
     return transcribe(audio, rate)
 
 
+def _workers_can_start() -> bool:
+    """Can spawned worker processes start from this program? A spawned child first re-runs the
+    parent's `__main__` from its file. A script read from stdin (`python - <<EOF`) or code
+    exec'd under a made-up name has a `__file__` ('<stdin>') that no child can open: every worker
+    would die on start (BrokenProcessPool). `python -m`, `python -c`, a REPL or a real script are
+    fine. (The stdlib offers no start method that skips this: forkserver prepares the same way,
+    and fork is unsafe with the onnxruntime and torch thread pools the parent holds.)"""
+    import sys
+    from multiprocessing import process
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None):
+        return True  # the child imports the main module by name
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return True  # nothing to re-run
+    if not os.path.isabs(path) and process.ORIGINAL_DIR is not None:
+        path = os.path.join(process.ORIGINAL_DIR, path)
+    return os.path.isfile(path)
+
+
 def transcribe_files(paths: list[str], progress: Callable[[int], None] | None = None) -> list[str]:
     """pocketsphinx over many files, on every core (it is single-threaded and the slowest step)."""
     workers = min(os.cpu_count() or 1, 4, max(1, len(paths) // 8))
+    if workers > 1 and not _workers_can_start():
+        import logging
+        import sys
+
+        logging.getLogger("voicefake").warning(
+            "transcribing in this process only: worker processes cannot start from a program read from %s "
+            "(run it from a .py file for %d workers)", getattr(sys.modules["__main__"], "__file__", "?"), workers,
+        )
+        workers = 1
     if workers <= 1:
         results = []
         for path in paths:
@@ -220,7 +250,7 @@ def transcribe_files(paths: list[str], progress: Callable[[int], None] | None = 
 
 
 def write_metadata(path: Path, rows: list[tuple[str, ...]]) -> None:
-    """LJSpeech-style `id|text|text` lines (no header, no quoting)."""
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        for row in rows:
-            handle.write("|".join(cell.replace("|", " ").replace("\n", " ") for cell in row) + "\n")
+    """LJSpeech-style `id|text|text` lines (no header, no quoting), written atomically."""
+    from .atomic import write_text
+
+    write_text(path, "".join("|".join(cell.replace("|", " ").replace("\n", " ") for cell in row) + "\n" for row in rows))

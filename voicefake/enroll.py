@@ -48,6 +48,22 @@ SPEECH_PROB_LIMIT = 0.6  # mean silero-vad probability an utterance must reach (
 # 0.3-3.6% of the time (mostly 1-2 s clips), the other speaker's clips accepted 0.3-0.8%.
 SPEAKER_LIMIT = 0.75
 SEED_LIMIT = 0.70  # utterance-to-utterance cosine that counts as the same voice when finding the main one
+# resemblyzer cosine of a 1.6 s window of an utterance (a partial d-vector) to the voice's centre;
+# below = someone else speaks in that window, and the utterance is split around it (a cut between
+# two speakers' turns separated by a short pause holds both). A window between PARTIAL_SURE and
+# PARTIAL_LIMIT counts only next to another low one: another person's turn lowers several
+# windows in a row, while the speaker's own rare low windows stand alone. Calibrated on 29 min
+# of ../shared speech in 7 recordings (each real speaker with ~14% turns of the other and of the
+# bundled voice after 0.2-0.4 s pauses, twice each way; the test's mixture, where every cut holds
+# another voice; 5 min of each speaker alone), windows scored against the recentred voice (see
+# split_at_speaker_changes): the speaker's own 0.76-0.81 at the 1st percentile, min 0.69, of
+# 2,568 windows 4 taken for another voice; windows mostly of another voice 0.71-0.76 at the 99th
+# percentile, 2 of 235 missed. At 0.70 alone, 3% of the kept speech was still another voice's;
+# at 0.80 a tenth of the speaker's own was lost. Similarity between neighbouring windows (a
+# change detector without a reference) separated them far worse: same speaker down to 0.52,
+# across a change up to 0.64.
+PARTIAL_LIMIT = 0.75
+PARTIAL_SURE = 0.70
 MIN_KEPT_SECONDS = 10.0
 MIN_KEPT_UTTERANCES = 3
 RECOMMENDED_MINUTES = 5.0
@@ -114,6 +130,8 @@ class Utterance:
     f0: np.ndarray | None = None
     similarity: float | None = None
     phonemes: str = ""
+    partials: np.ndarray | None = None  # partial d-vectors, one per 1.6 s window (speech.PARTIAL_RATE a second)
+    windows: np.ndarray | None = None  # their [start, stop) in 16 kHz samples from the utterance's start
 
 
 @dataclass
@@ -183,7 +201,8 @@ class EnrollReport:
 
 
 def voice_folder(name: str) -> Path:
-    return voicefake_home() / "voices" / name
+    """$VOICEFAKE_HOME/voices/NAME, for a valid name only (never `..` or a path)."""
+    return voicefake_home() / "voices" / check_name(name)
 
 
 def _staging_root() -> Path:
@@ -236,6 +255,9 @@ class _Enrollment:
         self.progress = progress
         self.utterances: list[Utterance] = []
         self.keep_pieces = False  # keep rejected pieces' audio too (to place a file's text over its pieces)
+        self.synthetic: tuple[Path, object] | None = None  # (file, watermark.Detection): voicefake's own speech
+        self.consent_print = None  # fingerprint of the consent speech, to find it replayed in the enrollment audio
+        self.replayed: tuple[Path, float] | None = None  # (file, seconds): where the consent recording was found
         (staging / "wavs").mkdir(parents=True)
         (staging / "scratch").mkdir()
 
@@ -254,6 +276,7 @@ class _Enrollment:
         found: list[Utterance] = []
         seconds = 0.0
         last_end = 0  # 16 kHz index where the previous utterance ended (pads must not overlap it)
+        marks = _MarkProbe()  # the whole file is checked for voicefake's watermark as it streams
 
         def take(cuts: list[speech.Cut]) -> None:
             nonlocal last_end
@@ -268,6 +291,9 @@ class _Enrollment:
                 seconds += len(block) / SAMPLE_RATE
                 bar.update(len(block) / SAMPLE_RATE)
                 wide.append(block)
+                marks.push(block)
+                if marks.found is not None:
+                    break  # voicefake's own speech: enroll() refuses it, no need to read on
                 block16 = to16k.resample_chunk(block)
                 narrow.append(block16)
                 frame_probs = detector(block16)
@@ -282,6 +308,9 @@ class _Enrollment:
                 return []
             take(segmenter.finish())  # keep what decoded before the damage
             self.report.problems.append(f"{path.name}: damaged after {seconds:.1f} s; kept what came before ({error})")
+        marks.finish()
+        if marks.found is not None:
+            self.synthetic = (path, marks.found)
         self.report.seconds_found += seconds
         if not found:
             self.report.reject("no speech", seconds)
@@ -309,6 +338,12 @@ class _Enrollment:
         utt = Utterance(f"{self.name}_{len(self.utterances) + 1:05d}", index, start16 / ANALYSIS_RATE, len(audio16) / ANALYSIS_RATE)
         self.utterances.append(utt)
         self.report.seconds_speech += utt.seconds
+        if self.consent_print is not None and self.replayed is None:
+            from . import fingerprint
+
+            ber, _ = fingerprint.best_match(self.consent_print, fingerprint.fingerprint(audio16))
+            if ber <= fingerprint.MATCH_BER:
+                self.replayed = (path, utt.start)
         p = probs.get(cut.start, cut.end)
         # VAD frames wholly inside the utterance, for the pause-based noise estimate
         first = -(-start16 // speech.VAD_FRAME)
@@ -331,7 +366,7 @@ class _Enrollment:
             return utt
 
         clean16 = speech.normalise(audio16)
-        utt.embedding = speech.SpeakerEncoder.embed(clean16)
+        utt.embedding, utt.partials, utt.windows = speech.SpeakerEncoder.embed_partials(clean16)
         f0 = speech.pitch(clean16)
         utt.f0 = f0[:: max(1, len(f0) // 300)]  # a sample is plenty for statistics
         sf.write(self.staging / "wavs" / f"{utt.id}.wav", speech.normalise(audio22), SAMPLE_RATE, subtype="PCM_16")
@@ -360,19 +395,8 @@ class _Enrollment:
         keep = self.kept()
         if len(keep) < 2:
             return
-        embeddings = np.stack([u.embedding for u in keep])
         weights = np.array([u.seconds for u in keep])
-        pair = embeddings @ embeddings.T
-        # the utterance with the most speech around it (same-voice neighbours, by duration) seeds the voice
-        seed = int(np.argmax(((pair >= SEED_LIMIT) * weights[None, :]).sum(axis=1)))
-        members = pair[seed] >= SEED_LIMIT
-        for _ in range(5):
-            centre = speech.unit(np.median(embeddings[members], axis=0))
-            sims = embeddings @ centre
-            new = sims >= SPEAKER_LIMIT
-            if not new.any() or (new == members).all():
-                break
-            members = new
+        centre, sims, members = _main_voice(np.stack([u.embedding for u in keep]), weights)
         for utt, sim, member in zip(keep, sims, members):
             utt.similarity = float(sim)
             if not member:
@@ -383,6 +407,205 @@ class _Enrollment:
                 f"{share:.0%} of the clean speech sounded like someone else and was left out; "
                 "give recordings of this one person only"
             )
+
+    def split_at_speaker_changes(self, by_file: dict[int, list[Utterance]]) -> None:
+        """Cut the windows where someone else speaks out of each utterance (`by_file` follows).
+
+        A cut between pauses can hold two speakers' turns when they are separated by a short
+        pause; judged whole, such an utterance is kept (or lost) whole. Each utterance's 1.6 s
+        windows are compared with the voice that speaks most (the same centre the outlier filter
+        finds): the stretches under windows below PARTIAL_LIMIT become pieces rejected as another
+        speaker, the rest new utterances (cut at the quietest moment within 0.4 s inside), which
+        the outlier filter then judges again. Costs nothing for utterances with one speaker."""
+        keep = self.kept()
+        if len(keep) < 2:
+            return
+        centre, _, _ = _main_voice(np.stack([u.embedding for u in keep]), np.array([u.seconds for u in keep]))
+        # when most cuts hold a second voice, their d-vectors, and so that centre, lean toward it:
+        # recentre on the mean of the windows that sound like the speaker. (Where every cut held
+        # another voice, the other's windows scored up to 0.80 against the first centre, above
+        # the speaker's own 0.78; against the recentred one up to 0.75, the speaker's 0.81+. A
+        # median of windows instead of the mean took three times as many of the speaker's own
+        # windows for another voice.)
+        windows = np.concatenate([u.partials for u in keep if u.partials is not None])
+        for _ in range(2):
+            chosen = windows[windows @ centre >= PARTIAL_LIMIT]
+            if not len(chosen):
+                break
+            centre = speech.unit(chosen.mean(axis=0))
+        count = 0
+        for index, utts in by_file.items():
+            pieces: list[Utterance] = []
+            for utt in utts:
+                parts = self._split(utt, centre) if utt.reason is None and utt.partials is not None else None
+                pieces += parts or [utt]
+                count += parts is not None
+            by_file[index] = pieces
+        if count:
+            self.report.notes.append(f"{count} utterance(s) held another speaker's turn as well: it was cut out")
+
+    def _split(self, utt: Utterance, centre: np.ndarray) -> list[Utterance] | None:
+        """`utt` in pieces around its windows of another voice, or None when it has one voice."""
+        import soundfile as sf
+
+        sims = utt.partials @ centre
+        below = sims < PARTIAL_LIMIT
+        beside = np.zeros_like(below)  # a neighbouring window is below too
+        beside[1:] |= below[:-1]
+        beside[:-1] |= below[1:]
+        low = below & ((sims < PARTIAL_SURE) | beside)
+        if not low.any() or low.all():
+            return None  # one voice: the outlier filter keeps or drops it whole
+        length = utt.seconds
+        other = np.zeros(int(np.ceil(length / 0.01)) + 1, bool)  # 10 ms grid: another voice here?
+        for start, stop in utt.windows[low] / ANALYSIS_RATE:
+            other[int(start / 0.01) : int(np.ceil(stop / 0.01))] = True
+        edges = np.flatnonzero(np.diff(other.astype(np.int8))) + 1
+        bounds = [0, *edges.tolist(), len(other)]
+        runs = [(a * 0.01, min(b * 0.01, length), bool(other[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+        wav_path = self.staging / "wavs" / f"{utt.id}.wav"
+        audio22, rate = sf.read(wav_path, dtype="float32")
+        energy = speech.frame_energies(audio22, int(0.02 * rate))  # 20 ms frames
+
+        def quiet(lo: float, hi: float) -> float:
+            """The quietest 20 ms moment between lo and hi seconds."""
+            a, b = int(lo / 0.02), max(int(hi / 0.02), int(lo / 0.02) + 1)
+            return (a + int(np.argmin(energy[a:b]))) * 0.02 + 0.01 if a < len(energy) else lo
+
+        # move each edge of another voice's stretch into the speaker's own, to a pause near it
+        for k in range(1, len(runs)):
+            (a0, b0, o0), (a1, b1, o1) = runs[k - 1], runs[k]
+            cut = quiet(max(a0, b0 - 0.4), b0) if o1 else quiet(a1, min(b1, a1 + 0.4))
+            runs[k - 1], runs[k] = (a0, cut, o0), (cut, b1, o1)
+        runs = [run for run in runs if run[1] - run[0] >= 0.02]  # a stretch the moves left empty
+        position = next(i for i, u in enumerate(self.utterances) if u is utt)  # (== would compare arrays)
+        self.utterances.pop(position)
+        wav_path.unlink(missing_ok=True)
+        pieces = []
+        for k, (a, b, is_other) in enumerate(runs):
+            piece = Utterance(f"{utt.id}_{k + 1}", utt.source, utt.start + a, b - a, snr=utt.snr)
+            audio = audio22[int(a * rate) : int(b * rate)]
+            if is_other or piece.seconds < MIN_UTTERANCE:
+                piece.reason = "speaker" if is_other else "too short"
+                self.report.reject(piece.reason, piece.seconds)
+                sf.write(self.staging / "scratch" / f"{piece.id}.wav", audio, rate, subtype="PCM_16")  # to place texts
+            else:
+                self._embed(piece, audio, rate)
+                sf.write(self.staging / "wavs" / f"{piece.id}.wav", speech.normalise(audio), rate, subtype="PCM_16")
+            pieces.append(piece)
+        self.utterances[position:position] = pieces
+        return pieces
+
+    @staticmethod
+    def _embed(utt: Utterance, audio: np.ndarray, rate: int) -> None:
+        import soxr
+
+        clean16 = speech.normalise(soxr.resample(audio, rate, ANALYSIS_RATE).astype(np.float32))
+        utt.embedding, utt.partials, utt.windows = speech.SpeakerEncoder.embed_partials(clean16)
+        f0 = speech.pitch(clean16)
+        utt.f0 = f0[:: max(1, len(f0) // 300)]
+
+
+def _main_voice(embeddings: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre, similarities, members) of the voice that speaks most among utterance d-vectors
+    `embeddings` (unit, weighted by `weights`, their seconds): a median, iterated over its members."""
+    pair = embeddings @ embeddings.T
+    # the utterance with the most speech around it (same-voice neighbours, by duration) seeds the voice
+    seed = int(np.argmax(((pair >= SEED_LIMIT) * weights[None, :]).sum(axis=1)))
+    members = pair[seed] >= SEED_LIMIT
+    for _ in range(5):
+        centre = speech.unit(np.median(embeddings[members], axis=0))
+        sims = embeddings @ centre
+        new = sims >= SPEAKER_LIMIT
+        if not new.any() or (new == members).all():
+            break
+        members = new
+    return centre, sims, members
+
+
+class _MarkProbe:
+    """Checks a stream of 22.05 kHz audio for voicefake's watermark as it is read: in windows of
+    34 s overlapping by 4 s (any 3 s of marked speech, what the mark needs, lies whole in one), so
+    at most one window is held. Costs about 0.02 s per second of audio."""
+
+    WINDOW, OVERLAP = 34 * SAMPLE_RATE, 4 * SAMPLE_RATE
+
+    def __init__(self):
+        self.held: list[np.ndarray] = []
+        self.size = 0
+        self.fresh = 0  # samples not checked yet
+        self.found = None  # the watermark.Detection, once a mark is found
+
+    def push(self, block: np.ndarray) -> None:
+        if self.found is None:
+            self.held.append(block)
+            self.size += len(block)
+            self.fresh += len(block)
+            if self.size >= self.WINDOW:
+                self._check()
+
+    def finish(self) -> None:
+        if self.found is None and self.fresh:
+            self._check()
+
+    def _check(self) -> None:
+        from . import watermark
+
+        audio = np.concatenate(self.held)
+        detection = watermark.detect(audio, SAMPLE_RATE)
+        if detection.found:
+            self.found = detection
+        tail = audio[-self.OVERLAP :]
+        self.held, self.size, self.fresh = [tail], len(tail), 0
+
+
+def _mark_says(detection) -> str:
+    """What a voicefake watermark found in a recording says, for a refusal: which voice, when."""
+    from .detect import MarkReport
+
+    mark = MarkReport.from_detection(detection)
+    if mark.voice_hash is None:
+        return "its watermark is there, its payload unreadable"
+    voice = f"the voice {mark.voice!r}" if mark.voice else f"an unknown voice (hash {mark.voice_hash:04x})"
+    return f"its watermark names {voice}, made around {mark.created}"
+
+
+def _refuse_fakes(job: "_Enrollment", report: "EnrollReport") -> None:
+    """Refuse the enrollment when a file is voicefake's own speech or holds the consent recording."""
+    if job.synthetic is not None:
+        path, detection = job.synthetic
+        why = f"{path.name} is synthetic speech made by voicefake ({_mark_says(detection)})"
+        report.consent = f"refused: {why}"
+        raise ConsentRefused(
+            f"consent refused: {why}: enroll recordings of a real person who agrees to be cloned, not voicefake output",
+            report,
+        )
+    if job.replayed is not None:
+        path, start = job.replayed
+        why = f"the consent recording is a copy of enrollment audio ({path.name}, near {start:.1f} s)"
+        report.consent = f"refused: {why}"
+        raise ConsentRefused(
+            f"consent refused: {why}: the speaker must read the challenge in a new recording of its own", report
+        )
+
+
+def _consent_used_before(consent_audio: np.ndarray) -> str | None:
+    """The voice on this machine whose consent recording this one is a copy of (re-encoded, cut,
+    louder...), else None. A consent recording is a reading of one challenge, used once."""
+    import soundfile as sf
+
+    from . import fingerprint
+
+    mine = fingerprint.fingerprint(consent_audio)
+    root = voicefake_home() / "voices"
+    for recording in sorted(root.glob("*/consent/recording.flac")) if root.is_dir() else []:
+        try:
+            audio, rate = sf.read(recording, dtype="float32")
+        except (OSError, RuntimeError):
+            continue
+        if rate == ANALYSIS_RATE and fingerprint.is_copy(mine, fingerprint.fingerprint(audio)):
+            return recording.parent.parent.name
+    return None
 
 
 def _probe_total(files: list[Path]) -> float | None:
@@ -402,12 +625,20 @@ def _consent_audio(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from .consent import MAX_CONSENT_SECONDS, MIN_CONSENT_SPEECH
     from .media import read_media
 
-    if not path.is_file():
+    if not path.exists():  # a folder is reported by read_media
         raise ConsentRefused(f"consent recording {path} does not exist: record the speaker reading the challenge phrase")
     try:
         audio = read_media(path, ANALYSIS_RATE, max_seconds=MAX_CONSENT_SECONDS)
     except VoicefakeError as error:
         raise ConsentRefused(f"consent refused: {error}") from error
+    from . import watermark
+
+    detection = watermark.detect(audio, ANALYSIS_RATE)  # the whole recording, pauses included
+    if detection.found:
+        raise ConsentRefused(
+            f"consent refused: the consent recording {path.name} is synthetic speech made by voicefake "
+            f"({_mark_says(detection)}): the person whose voice is enrolled must read the challenge themself"
+        )
     detector, segmenter = speech.SpeechDetector(), speech.Segmenter()
     cuts = segmenter.push(detector(audio)) + segmenter.finish()
     pad = int(PAD * ANALYSIS_RATE)
@@ -483,6 +714,15 @@ def enroll(
             "scores": {},
             "thresholds": {"statement": consents.STATEMENT_THRESHOLD, "phrase": consents.PHRASE_THRESHOLD, "speaker": consents.SPEAKER_THRESHOLD},
         }
+        used_by = _consent_used_before(consent_audio)
+        if used_by is not None:
+            why = f"the consent recording is a copy of the one voice {used_by!r} was enrolled with"
+            report.consent = f"refused: {why}"
+            raise ConsentRefused(
+                f"consent refused: {why}: a consent recording answers one challenge, once; "
+                f"record the speaker reading exactly: {issued.text!r}",
+                report,
+            )
         if english:
             check = consents.check_phrase(consent_audio, issued.text)
             record["heard"] = check.heard
@@ -526,6 +766,13 @@ def enroll(
     shutil.rmtree(staging, ignore_errors=True)
     try:
         job = _Enrollment(name, staging, report, espeak, progress)
+        if consent_embedding is not None and not english:
+            # without the phrase check (not English), any clip of the person would pass the speaker
+            # check: refuse one taken from the enrollment audio. (With the phrase check, a consent
+            # reading found in the enrollment audio was recorded after the challenge: no replay.)
+            from .fingerprint import fingerprint
+
+            job.consent_print = fingerprint(consent_audio)
         total = _probe_total(files)
         bar_format = _BAR if total else None  # the length of some streams is unknown until decoded
         with tqdm(total=total, desc="reading", unit="s", disable=not progress, leave=False, bar_format=bar_format) as bar:
@@ -534,8 +781,10 @@ def enroll(
                 bar.set_postfix_str(path.name[-30:])
                 job.keep_pieces = english and texts.get(index) is not None
                 by_file[index] = job.process_file(index, path, bar)
+                _refuse_fakes(job, report)
         if not job.kept():
             raise EnrollmentError(f"no usable speech left in {len(files)} file(s): give clear recordings of one person speaking", report)
+        job.split_at_speaker_changes(by_file)
         _spread_given_texts(job, by_file, texts, english, progress)
         job.reject_other_speakers()
         _transcribe_rest(job, english, progress)

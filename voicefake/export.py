@@ -8,13 +8,14 @@ phoneme id) that lip-sync uses. A voice's speaker embedding is baked into the gr
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import fields
 from pathlib import Path
 
 import torch
 from torch.nn.utils import parametrize
+
+from .atomic import atomic_output, output_error
 
 
 class _PiperInterface(torch.nn.Module):
@@ -55,19 +56,15 @@ def export_onnx(model, path: str | Path, piper_config: dict, d_vector: torch.Ten
     wrapper = _PiperInterface(model, d_vector)
     example = (torch.randint(1, 50, (1, 60)), torch.tensor([60]), torch.tensor([0.667, 1.0, 0.8]))
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # coqui's shape asserts, harmless here
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        torch.onnx.export(
-            wrapper, example, str(partial), dynamo=False, opset_version=15,
-            input_names=["input", "input_lengths", "scales"], output_names=["output", "durations"],
-            dynamic_axes={"input": {0: "batch_size", 1: "phonemes"}, "input_lengths": {0: "batch_size"},
-                          "output": {0: "batch_size", 3: "time"}, "durations": {0: "batch_size", 2: "phonemes"}},
-        )
-        config_partial = partial.with_suffix(".json.part")
-        config_partial.write_text(json.dumps(piper_config, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.replace(partial, path)
-        os.replace(config_partial, Path(f"{path}.json"))
-    finally:
-        for leftover in (partial, partial.with_suffix(".json.part")):
-            leftover.unlink(missing_ok=True)
+    with atomic_output(path) as partial, atomic_output(Path(f"{path}.json")) as config_partial:
+        try:
+            torch.onnx.export(
+                wrapper, example, str(partial), dynamo=False, opset_version=15,
+                input_names=["input", "input_lengths", "scales"], output_names=["output", "durations"],
+                dynamic_axes={"input": {0: "batch_size", 1: "phonemes"}, "input_lengths": {0: "batch_size"},
+                              "output": {0: "batch_size", 3: "time"}, "durations": {0: "batch_size", 2: "phonemes"}},
+            )
+            config_partial.write_text(json.dumps(piper_config, ensure_ascii=False, indent=2), encoding="utf-8")
+        except OSError as error:  # a full disk: one line, like every other output
+            raise output_error(path, error) from error
     return path

@@ -295,6 +295,8 @@ def _gaussian_filter(x: np.ndarray, sigma: float) -> np.ndarray:
     norm = np.zeros((n, 1))
     for o, w in zip(offsets, weights):
         lo, hi = max(0, -o), min(n, n - o)
+        if lo >= hi:  # the offset reaches past a run shorter than the kernel: no overlap
+            continue
         total[lo:hi] += w * x[lo + o : hi + o]
         norm[lo:hi] += w
     return total / norm

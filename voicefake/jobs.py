@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from .atomic import write_text
 from .errors import VoicefakeError
 from .voice import voicefake_home
 
@@ -54,9 +55,7 @@ def write_job(kind: str, job: dict) -> dict:
     job["updated"] = time.time()
     path = job_path(kind)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    partial.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, path)
+    write_text(path, json.dumps(job, ensure_ascii=False))
     return job
 
 
@@ -173,7 +172,7 @@ def run_clone_worker(name: str, job_id: str, minutes: float, resume: bool, resta
     def on_step(step, losses, state):
         job.update(step=step, seconds=round(state.seconds, 1), message="training",
                    losses={k: round(float(v), 4) for k, v in losses.items()},
-                   history=[[int(s), round(float(t), 1), round(float(v), 4)] for s, t, v in state.history])
+                   history=[[int(s), round(float(t), 1), dict(figures)] for s, t, figures in state.history])
         write_job("clone", job)
 
     from .clone import clone_voice

@@ -111,14 +111,13 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
 
 
 def pretrained_dirs() -> list[Path]:
-    """Where Wav2Lip weights are looked for: $VOICEFAKE_HOME/pretrained, ./pretrained, the checkout's pretrained/."""
+    """Where Wav2Lip weights are looked for: $VOICEFAKE_HOME/pretrained and the checkout's pretrained/.
+
+    Never the current folder: a file planted there must not be picked up (and loaded) unasked.
+    """
     from .voice import voicefake_home
 
-    dirs = [
-        voicefake_home() / "pretrained",
-        Path.cwd() / "pretrained",
-        Path(__file__).resolve().parents[1] / "pretrained",
-    ]
+    dirs = [voicefake_home() / "pretrained", Path(__file__).resolve().parents[1] / "pretrained"]
     return list(dict.fromkeys(dirs))
 
 
@@ -178,10 +177,10 @@ def _marked_soundtrack(samples: np.ndarray, rate: int):
 def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
     if engine not in ENGINES:
         raise VoicefakeError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if weights is not None:
-        weights = Path(weights)
-        if not weights.is_file():
-            raise VoicefakeError(f"no Wav2Lip weights at {weights}")
+    if weights is not None:  # named by the user: allowed anywhere
+        from .media import check_input_file
+
+        weights = check_input_file(weights, "Wav2Lip weights", "a Wav2Lip checkpoint file (.pth)")
         return ("classic", None) if engine == "classic" else ("wav2lip", weights)
     if engine == "classic":
         return "classic", None
@@ -190,7 +189,7 @@ def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
         where = ", ".join(str(d) for d in pretrained_dirs())
         raise VoicefakeError(
             f"--engine wav2lip needs Wav2Lip weights (wav2lip.pth or wav2lip_gan.pth) in one of: {where}; "
-            "voicefake cannot download them. Use --engine classic (the default without weights)"
+            "voicefake cannot download them. Give --weights PATH, or use --engine classic (the default without weights)"
         )
     return ("wav2lip", found) if found is not None else ("classic", None)
 
@@ -273,6 +272,7 @@ def lipsync(
     from tqdm import tqdm
 
     from .face import FaceTracker, detect_faces, smooth_track, yaw_ratio
+    from .media import check_not_an_input
     from .mouth import MouthInterior, MouthRenderer, occlusion_score, refine_inner_lips
     from .video import (
         VideoWriter,
@@ -287,6 +287,7 @@ def lipsync(
     from .visemes import track_from_audio, track_from_phonemes
 
     started = time.perf_counter()
+    check_not_an_input(out, [face, audio])  # before anything: never write over the source
     out = check_video_output(out)
     if face_index is not None and face_index < 0:
         raise VoicefakeError(f"face index {face_index} is negative: faces are counted from 0, the leftmost")
@@ -297,6 +298,10 @@ def lipsync(
     duration = len(samples) / rate
     media = open_face_media(face)
     engine, weights = _pick_engine(engine, weights)
+    if engine == "wav2lip":  # a refused checkpoint fails here, before any work
+        from .wav2lip import Wav2LipRenderer, load_checkpoint
+
+        model = load_checkpoint(weights)
 
     n_out = max(1, int(round(duration * float(media.fps))))
     # pass 1: follow the face, note the best open mouth (only as far as the output will go)
@@ -363,9 +368,7 @@ def lipsync(
         track = track_from_audio(samples, rate, fps, n_out)
 
     if engine == "wav2lip":
-        from .wav2lip import Wav2LipRenderer, load_checkpoint
-
-        neural = Wav2LipRenderer(load_checkpoint(weights), samples, rate, fps)
+        neural = Wav2LipRenderer(model, samples, rate, fps)
 
         def render(frame, points, k, s):
             return neural.render(frame, points, k, s)
@@ -439,11 +442,14 @@ def speak_video(
     **options,
 ) -> LipsyncReport:
     """Text -> speech in `voice` -> lip-sync of `face`, driven by the synthesis's exact phoneme timings."""
+    from .media import check_not_an_input
     from .video import check_video_output, open_face_media
     from .voice import load_voice
 
-    check_video_output(out)  # fail on a bad path or face before spending time on speech
+    check_not_an_input(out, [face])
+    check_video_output(out)  # fail on a bad path, face or weights before spending time on speech
     open_face_media(face)
+    _pick_engine(options.get("engine", "auto"), options.get("weights"))
     chunks: Sequence = list(load_voice(voice).synthesize(text, speed=speed))
     if not chunks:
         raise VoicefakeError("the text has nothing to say: give some words")

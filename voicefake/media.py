@@ -20,6 +20,30 @@ MEDIA_EXTENSIONS = {
 }
 
 
+def check_input_file(path: str | os.PathLike, what: str = "file", give: str = "a video, photo or audio file") -> Path:
+    """`path` if it is a file; else one line saying it is a folder or missing (`what` names it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise VoicefakeError(f"{path} is a folder, not a file: give {give}")
+    if not path.is_file():
+        raise VoicefakeError(f"cannot read {what} {path}: no such file")
+    return path
+
+
+def check_not_an_input(output: str | os.PathLike, inputs) -> Path:
+    """Refuse an output that is one of the input files (a symlink, hard link or ./ spelling of it)."""
+    output = Path(output)
+    for item in inputs:
+        if not isinstance(item, (str, os.PathLike)):
+            continue  # in-memory input (samples, chunks): nothing to overwrite
+        same = output.resolve() == Path(item).resolve()
+        if not same and output.exists() and Path(item).exists():
+            same = os.path.samefile(output, item)
+        if same:
+            raise VoicefakeError(f"the output {output} is the input file {item}: choose another output path")
+    return output
+
+
 def find_media(paths: list[str | os.PathLike]) -> list[Path]:
     """Audio/video files named by `paths`, folders searched recursively, sorted within each folder."""
     found: list[Path] = []
@@ -61,9 +85,7 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, block_seconds: float
     """
     import av
 
-    path = Path(path)
-    if not path.is_file():
-        raise VoicefakeError(f"cannot read audio {path}: no such file")
+    path = check_input_file(path, "audio", "an audio or video file")
     try:
         container = av.open(str(path))
     except Exception as error:

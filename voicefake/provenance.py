@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import tempfile
+import stat
 from pathlib import Path
 
+from . import atomic
+from .atomic import atomic_output
 from .errors import VoicefakeError
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -165,18 +167,13 @@ def signing_key() -> tuple[bytes, bytes]:
     if not path.exists():
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".c2pa-signer.", suffix=".part", dir=folder)  # mode 0600
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(_make_signer())
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    pass
-            finally:
-                os.unlink(tmp)
-        except OSError as error:
-            raise VoicefakeError(f"cannot create the signing key in {folder}: {error.strerror or error} "
+            with atomic_output(path, mode=0o600, exclusive=True) as tmp:  # private: never the umask's mode
+                tmp.write_bytes(_make_signer())
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        except (OSError, VoicefakeError) as error:  # atomic_output's own errors carry the OSError as cause
+            cause = error.__cause__ if isinstance(error, VoicefakeError) and error.__cause__ else error
+            raise VoicefakeError(f"cannot create the signing key in {folder}: {getattr(cause, 'strerror', None) or cause} "
                                  "(make $VOICEFAKE_HOME writable)") from error
     try:
         text = path.read_bytes()
@@ -252,15 +249,7 @@ def _pem_blocks(text: bytes, kind: bytes) -> list[bytes]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic.write_bytes(path, data, mode=0o644)  # the root certificate is public
 
 
 # ---------------------------------------------------------------- C2PA manifest
@@ -310,20 +299,16 @@ def sign(path: str | os.PathLike, ext: str | None = None, *, title: str | None =
         raise VoicefakeError(f"cannot sign {path}: C2PA manifests go into {', '.join(SIGNABLE)} files, not {ext!r}")
     key, chain = signing_key()
     definition = manifest_definition(title or path.name, kind, voice, created, source_type)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".signed", dir=path.parent)
-    os.close(fd)
     try:
-        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, key, None))
-        with signer, _context(_pem_blocks(chain, b"CERTIFICATE")[-1]) as context, \
-                c2pa.Builder(definition, context=context) as builder, \
-                open(path, "rb") as source, open(tmp, "w+b") as dest:
-            builder.sign(signer, SIGNABLE[ext], source, dest)
-        os.replace(tmp, path)
+        mode = stat.S_IMODE(os.stat(path).st_mode)  # signing in place keeps the file's mode
+        with atomic_output(path, suffix=".signed", mode=mode) as tmp:
+            signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", chain, key, None))
+            with signer, _context(_pem_blocks(chain, b"CERTIFICATE")[-1]) as context, \
+                    c2pa.Builder(definition, context=context) as builder, \
+                    open(path, "rb") as source, open(tmp, "w+b") as dest:
+                builder.sign(signer, SIGNABLE[ext], source, dest)
     except Exception as error:
         raise VoicefakeError(f"cannot sign {title or path.name} with a C2PA manifest: {_short(error)}") from error
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_manifest(path: str | os.PathLike) -> dict | None:

@@ -27,6 +27,7 @@ PAD = 0.15  # s of context kept before and after each utterance
 
 TARGET_LEVEL_DB = -20.0  # active speech level every utterance is normalised to (dBFS RMS)
 PEAK_LIMIT = 0.95
+PARTIAL_RATE = 2.0  # partial d-vectors a second: resemblyzer's 1.6 s windows every 0.5 s
 
 
 class SpeechDetector:
@@ -280,6 +281,17 @@ class SpeakerEncoder:
     @classmethod
     def embed(cls, audio: np.ndarray) -> np.ndarray:
         """The d-vector of one utterance of 16 kHz audio (normalise it first)."""
+        return cls._run(audio, {})
+
+    @classmethod
+    def embed_partials(cls, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(d-vector, partial d-vectors (n, 256), their windows (n, 2) in samples) of one utterance
+        of 16 kHz audio: resemblyzer's 1.6 s windows, PARTIAL_RATE a second, averaged into the
+        d-vector (so this costs about as much as `embed`). The partials say who speaks when."""
+        return cls._run(audio, {"return_partials": True, "rate": PARTIAL_RATE})
+
+    @classmethod
+    def _run(cls, audio: np.ndarray, options: dict):
         import torch
 
         from .speaker import encoder
@@ -290,10 +302,14 @@ class SpeakerEncoder:
             torch.set_num_threads(1)
             try:
                 with torch.no_grad():  # not inference_mode: training shares this encoder with autograd
-                    embedding = encoder().embed_utterance(np.asarray(audio, np.float32))
+                    result = encoder().embed_utterance(np.asarray(audio, np.float32), **options)
             finally:
                 torch.set_num_threads(threads)
-        return embedding.astype(np.float32)
+        if not options:
+            return result.astype(np.float32)
+        embedding, partials, slices = result
+        windows = np.array([[w.start, min(w.stop, len(audio))] for w in slices], np.int64)
+        return embedding.astype(np.float32), partials.astype(np.float32), windows
 
 
 def unit(vector: np.ndarray) -> np.ndarray:

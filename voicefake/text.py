@@ -71,6 +71,38 @@ def _spell_amount(match: re.Match) -> str:
     return words
 
 
+# Markup (SSML, HTML): espeak would read "<emphasis>" out as "emphasis" and "<break/>" as "break
+# slash". Tags are recognised strictly (a name, then only name="value" attributes), so plain
+# text such as "3 < 5 and 7 > 2" is left alone. Of SSML only <break> is honoured, as a comma
+# (the pause the voice makes at a comma); everything else is stripped with a warning.
+_ATTRIBUTE = r"""\s+[\w:.-]+\s*=\s*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'<>/=]+)"""
+_TAG = re.compile(rf"<!--.*?-->|<\?[^<>]*\?>|<!DOCTYPE[^<>]*>|</?([A-Za-z][\w:.-]*)(?:{_ATTRIBUTE})*\s*/?>", re.S)
+_ENTITY = re.compile(r"&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);")
+
+
+def strip_markup(text: str) -> str:
+    """`text` without SSML/HTML tags (with a warning): <break> becomes a pause (a comma), other
+    tags go, and character entities (&amp;) are decoded. Text without tags is returned as is."""
+    import html
+
+    found: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        name = (match[1] or "").lower()
+        found.append(f"<{name}>" if name else "<!-- -->" if match[0].startswith("<!--") else match[0][:2] + ">")
+        return " , " if name.rsplit(":", 1)[-1] == "break" else " "
+
+    stripped = _TAG.sub(replace, text)
+    if not found:
+        return text
+    if _ENTITY.search(stripped):
+        stripped = html.unescape(stripped)
+    names = sorted(set(found))
+    shown = " ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+    log.warning("removed %d markup tag(s) the voice would read aloud: %s (only <break> is kept, as a pause)", len(found), shown)
+    return stripped
+
+
 def clean_text(text: str, espeak_voice: str = "en-us") -> str:
     """Check `text` and drop what the voice cannot speak (with a warning).
 
@@ -88,7 +120,7 @@ def clean_text(text: str, espeak_voice: str = "en-us") -> str:
             f"the text is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,} per request: "
             "split it into several requests"
         )
-    text = _AMOUNT.sub(_spell_amount, unicodedata.normalize("NFC", text))
+    text = _AMOUNT.sub(_spell_amount, strip_markup(unicodedata.normalize("NFC", text)))
     dropped = sorted({c for c in text if not _speakable(c, latin_only)})
     if dropped:
         shown = " ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else "")

@@ -11,14 +11,15 @@ left out: on a CPU one discriminator step costs as much as four generator steps.
 from __future__ import annotations
 
 import csv
-import os
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import atomic_output, output_error
 from .audio import HOP_LENGTH, SAMPLE_RATE, read_audio
 from .dataset import _is_number
 from .errors import VoicefakeError
@@ -124,8 +125,33 @@ def _kl(z_p, logs_q, m_p, logs_p, mask) -> torch.Tensor:
     return (kl * mask).sum() / mask.sum()
 
 
-def generator_losses(model, batch: dict, d_vectors: torch.Tensor | None = None, speaker_weight: float = 0.0):
-    """The VITS generator objective on one batch; returns a dict of scalar losses with "total"."""
+STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop): short, medium and long windows
+
+
+def stft_loss(made: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Multi-resolution STFT loss (Parallel WaveGAN): spectral convergence + log magnitude, 3 resolutions.
+
+    The mel loss alone blurs harmonics above the mel bands' resolution; short windows keep
+    onsets and long ones keep the harmonics sharp.
+    """
+    made, real = made.reshape(-1, made.shape[-1]), real.reshape(-1, real.shape[-1])
+    total = made.new_zeros(())
+    for n_fft, hop in STFT_RESOLUTIONS:
+        window = torch.hann_window(n_fft, device=made.device)
+        a, b = (torch.stft(w, n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-5) for w in (made, real))
+        total = total + torch.linalg.norm(b - a) / torch.linalg.norm(b) + torch.nn.functional.l1_loss(a.log(), b.log())
+    return total / len(STFT_RESOLUTIONS)
+
+
+def generator_losses(model, batch: dict, d_vectors: torch.Tensor | None = None, speaker_weight: float = 0.0,
+                     stft_weight: float = 0.0, discriminator=None, adversarial_weight: float = 0.0):
+    """The VITS generator objective on one batch; returns a dict of scalar losses with "total".
+
+    With a `discriminator`, "total" also holds its own least-squares loss on the same slices:
+    the two never share a gradient (its weights are frozen for the generator's terms, the
+    decoder's output is detached for its own), so one backward pass and one optimizer step
+    train both.
+    """
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     aux = {"d_vectors": None if d_vectors is None else d_vectors.to(device)}
@@ -137,6 +163,12 @@ def generator_losses(model, batch: dict, d_vectors: torch.Tensor | None = None, 
         "duration": out["loss_duration"].sum(),
     }
     total = 45.0 * losses["mel"] + losses["kl"] + losses["duration"]  # the VITS paper's weights
+    if stft_weight:
+        losses["stft"] = stft_loss(out["model_outputs"], out["waveform_seg"])
+        total = total + stft_weight * losses["stft"]
+    if discriminator is not None and adversarial_weight:
+        total = total + _adversarial_terms(discriminator, out["waveform_seg"], out["model_outputs"], losses,
+                                           adversarial_weight)
     if speaker_weight and d_vectors is not None:
         from .speaker import embed_batch
 
@@ -146,6 +178,17 @@ def generator_losses(model, batch: dict, d_vectors: torch.Tensor | None = None, 
         total = total + speaker_weight * losses["speaker"]
     losses["total"] = total
     return losses
+
+
+def _adversarial_terms(discriminator, real: torch.Tensor, made: torch.Tensor, losses: dict, weight: float):
+    """Generator (adversarial + feature matching, VITS weights 1 and 2) and discriminator terms."""
+    from .discriminator import adversarial_losses, discriminator_loss
+
+    discriminator.requires_grad_(False)
+    losses["adversarial"], losses["features"] = adversarial_losses(discriminator, real, made)
+    discriminator.requires_grad_(True)
+    losses["discriminator"] = discriminator_loss(discriminator, real, made)
+    return weight * (losses["adversarial"] + 2.0 * losses["features"]) + losses["discriminator"]
 
 
 @dataclass
@@ -159,22 +202,53 @@ class Checkpoint:
 
     def save(self, path: Path, model, optimizer) -> None:
         """Write then rename: a crash or full disk never leaves a corrupt checkpoint."""
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-        try:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **asdict(self)}, partial)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        with atomic_output(path) as partial:
+            try:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **asdict(self)}, partial)
+            except (OSError, RuntimeError) as error:  # torch reports a full disk as RuntimeError
+                raise output_error(path, error) from error
 
     @classmethod
     def load(cls, path: Path, model, optimizer=None) -> "Checkpoint":
-        """Restore model (and optimizer) weights; returns the training position."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        if optimizer is not None:
-            optimizer.load_state_dict(state["optimizer"])
-        return cls(state["step"], state["seconds"], state["settings"], state["history"])
+        """Restore model (and optimizer) weights; returns the training position.
+
+        A truncated, overwritten or foreign file raises VoicefakeError (`damaged_checkpoint`)."""
+        check_checkpoint(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+            if optimizer is not None:
+                optimizer.load_state_dict(state["optimizer"])
+            return cls(state["step"], state["seconds"], state["settings"], state["history"])
+        except Exception as error:  # unpickling, missing keys, tensors of another model
+            raise damaged_checkpoint(path, error) from error
+
+
+def damaged_checkpoint(path: Path, error: BaseException | str) -> VoicefakeError:
+    """The one-line error for a checkpoint that cannot be resumed from."""
+    reason = error if isinstance(error, str) else (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+    return VoicefakeError(f"the checkpoint {path} is damaged ({reason}): it cannot be resumed from; "
+                          "start over with --restart")
+
+
+def check_checkpoint(path: Path) -> None:
+    """Cheaply check that `path` is a whole torch.save archive (every member's CRC), without unpickling it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+                raise damaged_checkpoint(path, "not a PyTorch checkpoint")
+            bad = archive.testzip()
+    except VoicefakeError:
+        raise
+    except OSError as error:  # BadZipFile is no OSError: this is a read failure (permissions, I/O)
+        raise VoicefakeError(f"cannot read the checkpoint {path}: {error.strerror or error}") from error
+    except Exception as error:  # BadZipFile, and whatever else garbage makes zipfile raise
+        raise damaged_checkpoint(path, f"not a complete PyTorch checkpoint: {error}") from error
+    if bad is not None:
+        raise damaged_checkpoint(path, f"{bad} is corrupt")
 
 
 def pad_pairs(waves: list[np.ndarray], zs: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
@@ -264,6 +338,10 @@ class TrainSettings:
     # duration predictor and slowing the flow keeps it near 0.35-0.46 for the same similarity gain.
     frozen: tuple = ("text_encoder", "duration_predictor")
     flow_rate_scale: float = 0.1  # the flow moves the prior toward her latents, gently
+    stft_weight: float = 0.0  # the multi-resolution STFT loss beside the mel loss
+    adversarial_weight: float = 0.0  # > 0: train the decoder against a spectrogram discriminator too
+    conditioning_rate_scale: float = 1.0  # the layers that inject the d-vector (zero at the start)
+    decoder_rate_scale: float = 1.0  # the waveform decoder (the vocoder); 0 freezes it but its conditioning
     speaker_weight: float = 5.0  # the resemblyzer speaker-consistency loss
     segment_frames: int = SEGMENT_FRAMES
     max_clip_seconds: float = 8.0  # longer clips cost much more per step for little gain
@@ -276,16 +354,30 @@ def trainable_parameters(model, frozen: tuple = ()) -> list[torch.nn.Parameter]:
             if not name.startswith("disc.") and not name.startswith(tuple(f"{f}." for f in frozen))]
 
 
+def _rate_scale(name: str, settings: TrainSettings) -> float:
+    """How fast one parameter learns, relative to the learning rate."""
+    if re.search(r"(^|\.)cond(_layer)?\.", name):
+        return settings.conditioning_rate_scale  # the speaker-conditioning layers start at zero
+    if name.startswith("flow."):
+        return settings.flow_rate_scale
+    if name.startswith("waveform_decoder."):
+        return settings.decoder_rate_scale
+    return 1.0
+
+
 def parameter_groups(model, settings: TrainSettings) -> list[dict]:
-    """Optimizer groups: the flow at `flow_rate_scale` of the rate, the rest at full rate; frozen parts left out."""
+    """Optimizer groups by learning rate (see `_rate_scale`); frozen parts and rate 0 are left out."""
     frozen = tuple(f"{f}." for f in settings.frozen)
-    flow, rest = [], []
+    groups: dict[float, list] = {}
     for name, p in model.named_parameters():
-        p.requires_grad_(not name.startswith(frozen))  # no gradients computed for frozen parts: faster
-        if p.requires_grad and not name.startswith("disc."):
-            (flow if name.startswith("flow.") else rest).append(p)
-    return [{"params": rest, "lr": settings.learning_rate},
-            {"params": flow, "lr": settings.learning_rate * settings.flow_rate_scale}]
+        if name.startswith("disc."):
+            scale = 1.0 if settings.adversarial_weight else 0.0
+        else:
+            scale = 0.0 if name.startswith(frozen) else _rate_scale(name, settings)
+        p.requires_grad_(scale > 0)  # no gradients computed for frozen parts: faster
+        if scale > 0:
+            groups.setdefault(scale, []).append(p)
+    return [{"params": params, "lr": settings.learning_rate * scale} for scale, params in groups.items()]
 
 
 def fine_tune(
@@ -297,9 +389,11 @@ def fine_tune(
 
     Saves `checkpoint_path` every `checkpoint_every` seconds, at the end and when interrupted
     (Ctrl-C, SIGTERM), so only a hard kill (-9) loses anything: at most one interval.
-    `validate(model) -> float` (higher is better, e.g. speaker similarity) runs every
-    `validate_every` steps; training stops early after `patience` checks without a new best. `on_step(step, losses, checkpoint)` reports progress. Runs under torchrun too
-    (DistributedDataParallel, gloo or nccl): rank 0 writes the checkpoint.
+    `validate(model) -> dict` of figures with a "score" (higher is better) runs every
+    `validate_every` steps; the best-scoring weights are kept beside the checkpoint (`best.pt`)
+    and are what the model holds on return; training stops early after `patience` checks
+    without a new best. `on_step(step, losses, checkpoint)` reports progress. Runs under
+    torchrun too (DistributedDataParallel, gloo or nccl): rank 0 writes the files.
     """
     import time
 
@@ -307,24 +401,21 @@ def fine_tune(
     rank = torch.distributed.get_rank() if distributed else 0
     world = torch.distributed.get_world_size() if distributed else 1
     model.spec_segment_size = settings.segment_frames
+    if settings.adversarial_weight:
+        from .discriminator import MultiResolutionDiscriminator
+
+        model.disc = MultiResolutionDiscriminator().to(next(model.parameters()).device)
     optimizer = torch.optim.AdamW(parameter_groups(model, settings), betas=(0.8, 0.99), eps=1e-9)
-    trained = trainable_parameters(model, settings.frozen)
-    state = Checkpoint(step=0, seconds=0.0, settings=asdict(settings), history=[])
-    if resume and Path(checkpoint_path).exists():
-        state = Checkpoint.load(checkpoint_path, model, optimizer)
-        if state.settings != asdict(settings):
-            changed = sorted(k for k in asdict(settings) if state.settings.get(k) != asdict(settings)[k])
-            raise VoicefakeError(f"cannot resume: settings changed since the checkpoint ({', '.join(changed)}); "
-                                 "use the same settings, or start over without --resume")
+    state = _starting_state(model, optimizer, checkpoint_path, settings, resume)
     trainer = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
     clips = [u for u in utterances if len(u.audio) <= settings.max_clip_seconds * SAMPLE_RATE] or utterances
     target = torch.nn.functional.normalize(d_vector.reshape(1, -1).float(), dim=-1)
-    best = max((row[2] for row in state.history), default=-1.0)
-    since_best = 0
+    best_path = best_weights_path(checkpoint_path)
     started, last_save = time.monotonic() - state.seconds, time.monotonic()
+
     def finished() -> bool:
         done = (max_steps is not None and state.step >= max_steps) or time.monotonic() - started >= seconds
-        done = done or since_best >= patience
+        done = done or _checks_since_best(state.history) >= patience
         if distributed:  # every rank must stop at the same step, or the others wait forever
             flag = torch.tensor([float(done)])
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -335,21 +426,13 @@ def fine_tune(
         while not finished():
             rng = random.Random(settings.seed * 1_000_003 + state.step * world + rank)  # resumable and per-rank
             batch = collate(rng.sample(clips, min(settings.batch_size, len(clips))))
-            model.train()
-            losses = generator_losses(trainer, batch, target.expand(len(batch["x"]), -1), settings.speaker_weight)
-            optimizer.zero_grad()
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(trained, 10.0)
-            optimizer.step()
+            losses = _train_step(trainer, model, optimizer, batch, target, settings)
             state.step += 1
             state.seconds = time.monotonic() - started
             if validate is not None and state.step % validate_every == 0:
-                model.eval()
-                score = validate(model)
-                state.history.append((state.step, state.seconds, score))
-                best, since_best = (score, 0) if score > best else (best, since_best + 1)
+                _validate(model, validate, state, best_path if rank == 0 else None)
             if on_step:
-                on_step(state.step, {k: v.item() for k, v in losses.items()}, state)
+                on_step(state.step, losses, state)
             if rank == 0 and time.monotonic() - last_save >= checkpoint_every:
                 state.save(checkpoint_path, model, optimizer)
                 last_save = time.monotonic()
@@ -360,4 +443,74 @@ def fine_tune(
     model.eval()
     if rank == 0:
         state.save(checkpoint_path, model, optimizer)
+    load_best_weights(model, best_path)
     return state
+
+
+def _starting_state(model, optimizer, checkpoint_path: Path, settings: TrainSettings, resume: bool) -> Checkpoint:
+    """A fresh position, or the checkpoint's when resuming with unchanged settings."""
+    if not (resume and Path(checkpoint_path).exists()):
+        best_weights_path(checkpoint_path).unlink(missing_ok=True)  # a new run: an old best is not ours
+        return Checkpoint(step=0, seconds=0.0, settings=asdict(settings), history=[])
+    state = Checkpoint.load(checkpoint_path, model, optimizer)
+    if state.settings != asdict(settings):
+        changed = sorted(k for k in asdict(settings) if state.settings.get(k) != asdict(settings)[k])
+        raise VoicefakeError(f"cannot resume: settings changed since the checkpoint ({', '.join(changed)}); "
+                             "use the same settings, or start over without --resume")
+    return state
+
+
+def _train_step(trainer, model, optimizer, batch: dict, target: torch.Tensor, settings: TrainSettings) -> dict:
+    """One optimizer step on one batch; returns the losses as floats."""
+    model.train()
+    losses = generator_losses(trainer, batch, target.expand(len(batch["x"]), -1), settings.speaker_weight,
+                              settings.stft_weight, getattr(model, "disc", None), settings.adversarial_weight)
+    optimizer.zero_grad()
+    losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
+    optimizer.step()
+    return {k: v.item() for k, v in losses.items()}
+
+
+def _score(row) -> float:
+    """The validation score of a history row (step, seconds, figures)."""
+    figures = row[2]
+    return float(figures["score"] if isinstance(figures, dict) else figures)
+
+
+def _checks_since_best(history: list) -> int:
+    """How many validations have passed since the best one (0 when the last one is the best)."""
+    if not history:
+        return 0
+    scores = [_score(row) for row in history]
+    return len(scores) - 1 - int(np.argmax(scores))
+
+
+def _validate(model, validate, state: Checkpoint, best_path: Path | None) -> None:
+    """Measure the model; keep its weights in `best_path` when it beats every earlier check."""
+    model.eval()
+    figures = validate(model)
+    figures = dict(figures) if isinstance(figures, dict) else {"score": float(figures)}
+    state.history.append((state.step, round(state.seconds, 1), figures))
+    if best_path is not None and _checks_since_best(state.history) == 0:
+        with atomic_output(best_path) as partial:
+            torch.save({"model": generator_state(model), "step": state.step, "figures": figures}, partial)
+
+
+def best_weights_path(checkpoint_path: Path) -> Path:
+    """Where the best-validated weights of a run are kept: `best.pt` beside its checkpoint."""
+    return Path(checkpoint_path).with_name("best.pt")
+
+
+def generator_state(model) -> dict:
+    """The weights a voice needs (no discriminator)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("disc.")}
+
+
+def load_best_weights(model, best_path: Path) -> int | None:
+    """Put the best-validated weights into `model`; returns their step (None when there are none)."""
+    if not Path(best_path).exists():
+        return None
+    state = torch.load(best_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"], strict=False)
+    return int(state["step"])

@@ -34,6 +34,8 @@ def transcribe(audio: np.ndarray, sample_rate: int) -> str:
     global _decoder
     import soxr
 
+    if len(audio) == 0:
+        return ""  # pocketsphinx fails on an empty buffer
     if sample_rate != ASR_SAMPLE_RATE:
         audio = soxr.resample(audio, sample_rate, ASR_SAMPLE_RATE)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()

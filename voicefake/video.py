@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import provenance
+from .atomic import atomic_output, output_error
 from .errors import VoicefakeError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -51,9 +52,9 @@ def open_face_media(path: str | os.PathLike) -> FaceMedia:
     """Probe a photo or a video; a clear error for anything else."""
     import cv2
 
-    path = Path(path)
-    if not path.is_file():
-        raise VoicefakeError(f"cannot read {path}: no such file")
+    from .media import check_input_file
+
+    path = check_input_file(path, "face", "a video or a photo showing a face")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_EXTS else None
     if image is not None:
         h, w = image.shape[:2]
@@ -356,7 +357,7 @@ def check_video_output(path: str | os.PathLike) -> Path:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise VoicefakeError(f"cannot write {path}: {error.strerror or error} (choose another output path)") from error
+        raise output_error(path, error) from error
     return path
 
 
@@ -396,6 +397,7 @@ class VideoWriter:
         self.frames = 0
         self._audio_pos = 0
         self._tmp: str | None = None
+        self._output: atomic_output | None = None
         self._container = None
         self._worker: threading.Thread | None = None
         self._queue: queue.Queue | None = None
@@ -406,8 +408,8 @@ class VideoWriter:
 
         self.created = provenance.now_utc()
         try:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent or ".")
-            os.close(fd)
+            self._output = atomic_output(self.path)
+            self._tmp = str(self._output.__enter__())
             self._container = av.open(self._tmp, "w", format="mp4", options={"movflags": "+faststart"})
             video = self._container.add_stream("libx264", rate=self.fps)
             video.width, video.height = self.width, self.height
@@ -419,9 +421,11 @@ class VideoWriter:
             audio.layout = "mono"
             audio.bit_rate = 128000
             self._video, self._audio_stream = video, audio
-        except Exception as error:
+        except BaseException as error:
             self._discard()
-            raise VoicefakeError(f"cannot write {self.path}: {_short(error)}") from error
+            if isinstance(error, Exception):
+                raise output_error(self.path, error) from error
+            raise
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -449,7 +453,7 @@ class VideoWriter:
                 self._encode(frame, encoded)
                 encoded += 1
             except Exception as error:  # reported to the writing thread on its next call
-                self._error = VoicefakeError(f"cannot write {self.path}: {_short(error)}")
+                self._error = output_error(self.path, error)
 
     def _encode(self, frame: np.ndarray, index: int) -> None:
         import av
@@ -511,20 +515,22 @@ class VideoWriter:
                 provenance.tag_file(self._tmp, ".mp4", provenance.make_tags("video", self.voice, self.created))
                 provenance.sign(self._tmp, ".mp4", title=self.path.name, kind="video", voice=self.voice,
                                 created=self.created)
-                os.replace(self._tmp, self.path)
+                self._output.commit()
         except Exception as error:
-            if isinstance(error, VoicefakeError):
-                raise
-            raise VoicefakeError(f"cannot write {self.path}: {_short(error)}") from error
+            raise output_error(self.path, error) from error
         finally:
             self._discard()
 
     def _discard(self) -> None:
-        if self._container is not None:
+        """Drop the partial file. Never waits on the encoder: a second Ctrl-C (or signal) while
+        `_finish_worker` joins it lands here with the worker still running, and closing the
+        container under it could crash FFmpeg, so then the container is left to the process exit."""
+        worker_busy = self._worker is not None and self._worker.is_alive()
+        if self._container is not None and not worker_busy:
             try:
                 self._container.close()
             except Exception:  # already failing: the partial file is deleted next anyway
                 pass
             self._container = None
-        if self._tmp and os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        if self._output is not None:
+            self._output.discard()

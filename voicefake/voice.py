@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import watermark
+from .atomic import atomic_output
 from .audio import HOP_LENGTH
 from .errors import VoicefakeError
 from .text import BOS, EOS, Sentence, text_to_sentences
@@ -181,17 +182,19 @@ def _prepared_graph(model_path: Path) -> str:
     cached = cache_dir() / f"{model_path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.name}.{os.getpid()}.part")
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(partial)
-        onnxruntime.InferenceSession(_graph_with_durations(model_path).SerializeToString(), options)
-        os.replace(partial, cached)
+        with atomic_output(cached) as partial:
+            options = onnxruntime.SessionOptions()
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            options.optimized_model_filepath = str(partial)
+            onnxruntime.InferenceSession(_graph_with_durations(model_path).SerializeToString(), options)
     return str(cached)
 
 
 def load_voice(name: str = DEFAULT_VOICE) -> Voice:
     """Load a voice by name (`voicefake voices` lists them); the bundled default is "joe"."""
+    from .enroll import check_name
+
+    check_name(name)
     voices = {v.name: v for v in list_voices()}
     if name not in voices:
         raise VoicefakeError(f"unknown voice {name!r}: choose one of {', '.join(voices)} (see `voicefake voices`)")

@@ -3,13 +3,13 @@ features, and a loader for the official checkpoints, which users place in `pretr
 
 No weights ship with voicefake or are ever downloaded. Parameter names follow the official
 release exactly (`face_encoder_blocks.0.0.conv_block.0.weight`...), so its `wav2lip.pth` /
-`wav2lip_gan.pth` (`{"state_dict": ...}` saved under DataParallel, keys prefixed `module.`) and
-re-uploads that pickle the whole module both load.
+`wav2lip_gan.pth` (`{"state_dict": ...}` saved under DataParallel, keys prefixed `module.`) load.
+Checkpoints are read with `weights_only=True` only: files that pickle a whole module are refused,
+since unpickling them can run any code.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 from pathlib import Path
@@ -206,66 +206,39 @@ def mel_window(mel: np.ndarray, frame: int, fps: float) -> np.ndarray:
 # ---------------------------------------------------------------- checkpoints
 
 
-class _OfficialUnpickler(pickle.Unpickler):
-    """Unpickles whole modules saved by the official code (classes in models.wav2lip / models.conv /
-    models.syncnet) as voicefake's classes, which have the same parameters."""
-
-    ALIASES = {
-        ("models.wav2lip", "Wav2Lip"): Wav2Lip,
-        ("models", "Wav2Lip"): Wav2Lip,
-        ("models.syncnet", "SyncNet_color"): SyncNet,
-        ("models", "SyncNet_color"): SyncNet,
-        ("models.conv", "Conv2d"): ConvBlock,
-        ("models.conv", "Conv2dTranspose"): UpBlock,
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self.ALIASES:
-            return self.ALIASES[(module, name)]
-        return super().find_class(module, name)
-
-
-class _OfficialPickle:
-    """A `pickle_module` for torch.load that knows the official class paths."""
-
-    Unpickler = _OfficialUnpickler
-    load = staticmethod(pickle.load)
-    __name__ = "voicefake_official_pickle"
-
-
 def _state_dict_of(obj) -> dict:
-    if isinstance(obj, nn.Module):
-        return obj.state_dict()
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict", "generator"):
-            if key in obj and isinstance(obj[key], (dict, nn.Module)):
+            if key in obj and isinstance(obj[key], dict):
                 return _state_dict_of(obj[key])
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             return obj
-    raise VoicefakeError("unrecognised checkpoint: expected {'state_dict': ...}, a state dict or a saved module")
+    raise VoicefakeError("unrecognised checkpoint: expected {'state_dict': ...} or a state dict")
+
+
+def _refusal(path: Path, error: Exception) -> str:
+    """Why torch's weights-only loader rejected `path`, in one line."""
+    if isinstance(error, pickle.UnpicklingError) or "TorchScript" in str(error):
+        return (
+            f"{path} is not a plain state-dict checkpoint (it holds pickled code or TorchScript, which voicefake "
+            "never runs): re-save it with torch.save({'state_dict': model.state_dict()}, ...) and use that file"
+        )
+    return f"cannot read checkpoint {path}: {str(error).splitlines()[0][:160]}"
 
 
 def load_checkpoint(path: str | os.PathLike, model_class: type[nn.Module] = Wav2Lip) -> nn.Module:
     """Load official-format weights into a fresh `Wav2Lip` (or `SyncNet`), in eval mode on the CPU.
 
-    Accepts `{"state_dict": ...}` (DataParallel `module.` prefixes stripped), a bare state dict, a
-    pickled module (official class paths mapped to voicefake's), or a TorchScript file.
+    Accepts `{"state_dict": ...}` (DataParallel `module.` prefixes stripped) or a bare state dict.
+    Never a full unpickle (a planted file could run code): anything else is refused.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VoicefakeError(f"no checkpoint at {path}")
-    raw = path.read_bytes()
+    from .media import check_input_file
+
+    path = check_input_file(path, "checkpoint", "a Wav2Lip checkpoint file (.pth)")
     try:
-        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception:
-        # A pickled module needs full unpickling: only ever done on a file the user put there.
-        try:
-            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False, pickle_module=_OfficialPickle)
-        except Exception:
-            try:
-                obj = torch.jit.load(io.BytesIO(raw), map_location="cpu")
-            except Exception as error:
-                raise VoicefakeError(f"cannot read checkpoint {path}: {str(error).splitlines()[0][:160]}") from error
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise VoicefakeError(_refusal(path, error)) from error
     state = {k.removeprefix("module."): v for k, v in _state_dict_of(obj).items()}
     model = model_class()
     expected = model.state_dict()
@@ -284,16 +257,19 @@ def load_checkpoint(path: str | os.PathLike, model_class: type[nn.Module] = Wav2
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, optimizer=None, step: int = 0, epoch: int = 0) -> None:
     """Save as the official training code does (under DataParallel: keys prefixed `module.`)."""
+    from .atomic import atomic_output
+
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
-    torch.save(
-        {
-            "state_dict": state,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "global_step": step,
-            "global_epoch": epoch,
-        },
-        path,
-    )
+    with atomic_output(path) as partial:
+        torch.save(
+            {
+                "state_dict": state,
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "global_step": step,
+                "global_epoch": epoch,
+            },
+            partial,
+        )
 
 
 # ---------------------------------------------------------------- rendering
