@@ -154,7 +154,7 @@ def mixed_case(minutes, seed=0):
                           "split at changes" if split else "whole cuts (before)", splits, f"{kept / 60:.2f}",
                           f"{from_others:.1f} s = {from_others / max(kept, 1e-9):.1%}", f"{wall:.0f}"))
             print(f"mixed {target} split={split}: kept {kept:.0f} s, {from_others:.1f} s of it other speakers", file=sys.stderr)
-    print("| target | minutes: target + others (turns) | utterances | split | minutes kept | kept from other speakers | wall s |")
+    print("| target | minutes: target + others (turns) | cuts | utterances split | minutes kept | kept from other speakers | wall s |")
     print("|---|---|---|---|---|---|---|")
     for row in table:
         print("| " + " | ".join(map(str, row)) + " |")

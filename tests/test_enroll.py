@@ -318,7 +318,7 @@ def test_other_speakers_turns_inside_cuts_are_split_off(tmp_path):
     target = real_clips("ivrvoice_ru", min_seconds=1.5, max_seconds=6.0, limit=36)
     other = real_clips("allison_en", min_seconds=2.0, max_seconds=4.0, limit=8)
     pause = np.zeros(int(0.3 * 16000), np.float32)
-    parts, words, other_ranges, position = [], [], [], 0
+    parts, words, other_ranges = [], [], []
     for k, (path, text) in enumerate(target):
         parts += [read_media(path, 16000), pause]
         words.append(text)

@@ -396,7 +396,7 @@ class _Enrollment:
         if len(keep) < 2:
             return
         weights = np.array([u.seconds for u in keep])
-        centre, sims, members = _main_voice(np.stack([u.embedding for u in keep]), weights)
+        _, sims, members = _main_voice(np.stack([u.embedding for u in keep]), weights)
         for utt, sim, member in zip(keep, sims, members):
             utt.similarity = float(sim)
             if not member:
@@ -446,6 +446,8 @@ class _Enrollment:
 
     def _split(self, utt: Utterance, centre: np.ndarray) -> list[Utterance] | None:
         """`utt` in pieces around its windows of another voice, or None when it has one voice."""
+        import itertools
+
         import soundfile as sf
 
         sims = utt.partials @ centre
@@ -462,7 +464,7 @@ class _Enrollment:
             other[int(start / 0.01) : int(np.ceil(stop / 0.01))] = True
         edges = np.flatnonzero(np.diff(other.astype(np.int8))) + 1
         bounds = [0, *edges.tolist(), len(other)]
-        runs = [(a * 0.01, min(b * 0.01, length), bool(other[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+        runs = [(a * 0.01, min(b * 0.01, length), bool(other[a])) for a, b in itertools.pairwise(bounds)]
         wav_path = self.staging / "wavs" / f"{utt.id}.wav"
         audio22, rate = sf.read(wav_path, dtype="float32")
         energy = speech.frame_energies(audio22, int(0.02 * rate))  # 20 ms frames
@@ -525,8 +527,10 @@ def _main_voice(embeddings: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray
 
 class _MarkProbe:
     """Checks a stream of 22.05 kHz audio for voicefake's watermark as it is read: in windows of
-    34 s overlapping by 4 s (any 3 s of marked speech, what the mark needs, lies whole in one), so
-    at most one window is held. Costs about 0.02 s per second of audio."""
+    34 s overlapping by 4 s (any 3 s of marked speech, what the mark needs, lies whole in one).
+    Detection costs 0.03-0.07 s per second of audio (as much as the rest of enrollment without
+    transcription), so it runs in a thread beside the stream, on another core: one window at a
+    time, at most two held."""
 
     WINDOW, OVERLAP = 34 * SAMPLE_RATE, 4 * SAMPLE_RATE
 
@@ -535,8 +539,11 @@ class _MarkProbe:
         self.size = 0
         self.fresh = 0  # samples not checked yet
         self.found = None  # the watermark.Detection, once a mark is found
+        self._pending = None  # the window being checked (a Future)
+        self._thread = None
 
     def push(self, block: np.ndarray) -> None:
+        self._collect(wait=False)
         if self.found is None:
             self.held.append(block)
             self.size += len(block)
@@ -547,16 +554,30 @@ class _MarkProbe:
     def finish(self) -> None:
         if self.found is None and self.fresh:
             self._check()
+        self._collect(wait=True)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
 
     def _check(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from . import watermark
 
+        self._collect(wait=True)  # one window at a time
+        if self.found is not None:
+            return
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="voicefake-mark")
         audio = np.concatenate(self.held)
-        detection = watermark.detect(audio, SAMPLE_RATE)
-        if detection.found:
-            self.found = detection
+        self._pending = self._thread.submit(watermark.detect, audio, SAMPLE_RATE)
         tail = audio[-self.OVERLAP :]
         self.held, self.size, self.fresh = [tail], len(tail), 0
+
+    def _collect(self, wait: bool) -> None:
+        if self._pending is not None and (wait or self._pending.done()):
+            detection, self._pending = self._pending.result(), None
+            if detection.found:
+                self.found = detection
 
 
 def _mark_says(detection) -> str:
@@ -570,7 +591,7 @@ def _mark_says(detection) -> str:
     return f"its watermark names {voice}, made around {mark.created}"
 
 
-def _refuse_fakes(job: "_Enrollment", report: "EnrollReport") -> None:
+def _refuse_fakes(job: _Enrollment, report: EnrollReport) -> None:
     """Refuse the enrollment when a file is voicefake's own speech or holds the consent recording."""
     if job.synthetic is not None:
         path, detection = job.synthetic

@@ -75,7 +75,7 @@ def best_match(probe: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray
     holds most exactly, at any time shift; (0.5, 0.0) when there is nothing to compare."""
     bits_p, voiced_p = probe
     bits_r, voiced_r = reference
-    size = int(round(WINDOW_SECONDS / FRAME_SECONDS))
+    size = round(WINDOW_SECONDS / FRAME_SECONDS)
     need = int(0.75 * size)  # frames both voiced at the best shift
     if len(bits_r) < need or voiced_r.sum() < need:
         return 0.5, 0.0

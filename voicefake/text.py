@@ -76,7 +76,7 @@ def _spell_amount(match: re.Match) -> str:
 # text such as "3 < 5 and 7 > 2" is left alone. Of SSML only <break> is honoured, as a comma
 # (the pause the voice makes at a comma); everything else is stripped with a warning.
 _ATTRIBUTE = r"""\s+[\w:.-]+\s*=\s*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'<>/=]+)"""
-_TAG = re.compile(rf"<!--.*?-->|<\?[^<>]*\?>|<!DOCTYPE[^<>]*>|</?([A-Za-z][\w:.-]*)(?:{_ATTRIBUTE})*\s*/?>", re.S)
+_TAG = re.compile(rf"<!--.*?-->|<\?[^<>]*\?>|<!DOCTYPE[^<>]*>|</?([A-Za-z][\w:.-]*)(?:{_ATTRIBUTE})*\s*/?>", re.DOTALL)
 _ENTITY = re.compile(r"&(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);")
 
 
