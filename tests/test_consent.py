@@ -73,6 +73,21 @@ def test_phrase_check_hears_the_right_challenge_and_not_another(voice):
     assert min(own) >= consents.PHRASE_THRESHOLD > max(other)
 
 
+@pytest.mark.parametrize(
+    "heard, word",
+    [
+        ("i do not agree that my voice is cloned", "not"),
+        ("i don't agree that my voice is cloned", "don't"),
+        ("i agree that my voice is never cloned", "never"),
+        ("i disagree that my voice is cloned", "disagree"),
+        # a misheard random sentence (seen in CI: "jumps near" heard as "don't snoop") refuses nothing
+        ("i agree that my voice is clone with voicefake the white fish don't snoop war table", None),
+    ],
+)
+def test_a_refusal_is_a_negation_of_agreeing_not_any_negative_word(heard, word):
+    assert consents.refusal(heard) == word
+
+
 def test_verified_consent_is_recorded_and_the_challenge_works_once(tmp_path, voice, joe_clips):
     challenge = issue_challenge("ann")
     recording = write(tmp_path / "consent.wav", speak(voice, challenge.text))

@@ -53,7 +53,12 @@ PHRASE_THRESHOLD = 0.7
 SPEAKER_THRESHOLD = 0.82
 MAX_CONSENT_SECONDS = 60.0
 MIN_CONSENT_SPEECH = 2.0  # s of speech a consent recording must hold
-NEGATIONS = {"not", "don't", "dont", "never", "disagree", "refuse", "didn't", "won't"}
+NEGATIONS = {"not", "don't", "dont", "never", "didn't", "won't"}
+REFUSALS = {"disagree", "refuse", "refused"}  # refusing words wherever they are heard
+# A negation refuses only when it bears on the statement's verbs, within this many words before one:
+# the recogniser sometimes hears "don't" in a random sentence ("jumps near" -> "don't snoop").
+AGREEING_WORDS = {"agree", "agreed", "consent", "clone", "cloned"}
+NEGATION_REACH = 3
 
 
 @dataclass(frozen=True)
@@ -274,13 +279,23 @@ def score_phrase(heard: str, heard_slots: str, expected: str) -> PhraseCheck:
     # would pair equal digits across positions and overrate a reading of another challenge)
     wanted, got = _slot_words(expected), _slot_words(heard_slots)
     random_part = [a == b for a, b in zip(wanted, got)] if got else [False]
-    negation = next((w for w in _tokens(heard) if w in NEGATIONS), None)
     return PhraseCheck(
         heard,
         float(np.mean(statement)) if statement else 1.0,
         float(np.sum(random_part) / max(len(wanted), 1)),
-        negation,
+        refusal(heard),
     )
+
+
+def refusal(heard: str) -> str | None:
+    """The refusing word in `heard`: "disagree" anywhere, or a negation just before "agree"/"cloned"."""
+    words = _tokens(heard)
+    for i, word in enumerate(words):
+        if word in REFUSALS:
+            return word
+        if word in NEGATIONS and AGREEING_WORDS & set(words[i + 1 : i + 1 + NEGATION_REACH]):
+            return word
+    return None
 
 
 def _slot_words(text: str) -> list[str]:
