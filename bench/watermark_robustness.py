@@ -1,28 +1,31 @@
-"""Robustness, quality and false-positive benchmark of voicefake.watermark.
+"""Robustness, quality, speed and false-positive benchmark of voicefake.watermark.
 
-    .venv/bin/python bench/watermark_robustness.py                 # full run (several minutes)
-    .venv/bin/python bench/watermark_robustness.py --real 40 --synth 10 --fp-pieces 100   # quick look
+    nice -n 10 .venv/bin/python bench/watermark_robustness.py            # full run (about 2 h on 2 cores)
+    .venv/bin/python bench/watermark_robustness.py --real 20 --synth 6 --fp-pieces 40   # quick look
 
-Marked clips of 3-10 s: audible (> -55 dBFS) pieces of the real recordings in ../shared/data/speech (16 kHz,
-resampled to 22050 Hz) and sentences synthesized with the bundled "joe" voice. Each marked clip
-goes through every transform and is given to detect(); a clip counts as detected when
-detect().found is true, and as bit-exact when the payload read back equals the embedded one.
-Transforms: MP3 / AAC at 64 kbit/s (PyAV), resampled to 16 / 8 kHz (detected at that rate),
-white noise at 20 dB SNR, gain +-6 dB (float, not clipped), a random 3 s crop, the clip between
-3-10 s of other unmarked real speech on each side, and "chunked": the clip cut into chunks
-(real: random 0.5-3 s; synthesized: its own sentence chunks), each marked by its own embed()
-call, then concatenated.
-False positives: detect() on all of ../shared/data/speech cut into 3-10 s pieces, unmarked
-(silence files included), and on the unmarked synthesized clips.
-Prints figures only; it asserts nothing. Needs `pesq` and `av` (PyAV) for the quality and codec rows.
+Marked clips of 3-10 s: audible (> -55 dBFS) pieces of the real recordings in ../shared/data/speech
+(16 kHz, resampled to 22050 Hz) and sentences synthesized with the bundled "joe" voice, each with
+a random payload. Every marked clip goes through every transform below and is given to
+detect(): "detected" is detect().found, "payload" counts the payload read back exactly (a wrong
+payload would count as a miss there), "unreadable" counts found with payload_unreadable.
+"chunks": the clip cut into chunks (real: random 0.5-3 s; synthesized: its sentences), each
+marked by its own embed() call with the stream position (`start`, as voice.py does).
+False positives: every unmarked 3-10 s piece of ../shared/data/speech (silence files included)
+under every transform that applies to unmarked audio.
+Prints figures and a README-ready markdown table; asserts nothing. Needs `pesq`, `av` (PyAV)
+and `librosa`. Timings are CPU time of one process with one BLAS thread (one core each).
 """
 
 from __future__ import annotations
 
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one core per worker: the detection time is per core
+
 import argparse
 import csv
 import io
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,90 +34,132 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from scipy.signal import butter, fftconvolve, sosfilt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
 SR = 22050
+RT60 = (0.2, 0.6)            # s, room reverberation of the simulated re-recording
+PHONE_BAND = (300.0, 3400.0)  # Hz
+ROOM_SNR = 20.0              # dB, pink room noise
+CLIP_AT = 0.5                # of the peak: the recorder clips
+CODEC_RATE = 64000
 
-from voicefake import watermark as wm  # noqa: E402
-
-TRANSFORMS = [
-    "none", "mp3_64k", "aac_64k", "resample_16k", "resample_8k", "noise_20dB",
-    "gain_+6dB", "gain_-6dB", "crop_3s", "in_long_speech", "chunked",
-]
+from voicefake import watermark as wm
 
 
 # ----------------------------------------------------------------------------- transforms
 
-def codec_roundtrip(x: np.ndarray, sr: int, codec: str, bitrate: int = 64000) -> np.ndarray:
+def codec_roundtrip(x: np.ndarray, sr: int, codec: str, bitrate: int = CODEC_RATE) -> np.ndarray:
+    """Encode with FFmpeg's libmp3lame or aac (PyAV) and decode again."""
     import av
 
-    fmt = {"libmp3lame": "mp3", "aac": "adts"}[codec]
     buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
+    with av.open(buf, "w", format={"libmp3lame": "mp3", "aac": "adts"}[codec]) as out:
         st = out.add_stream(codec, rate=sr)
-        st.bit_rate = bitrate
-        st.layout = "mono"
-        fs = st.codec_context.frame_size or 1152
-        sfmt = st.codec_context.format.name
-        pcm = np.clip(x, -1, 1).astype(np.float32)
-        for i in range(0, len(pcm), fs):
-            blk = pcm[i:i + fs]
+        st.bit_rate, st.layout = bitrate, "mono"
+        size, sfmt = st.codec_context.frame_size or 1152, st.codec_context.format.name
+        pcm = np.clip(x, -1, 1).astype(np.float64)
+        for i in range(0, len(pcm), size):
+            blk = pcm[i:i + size]
             if sfmt.startswith("s16"):
-                arr = (blk * 32767).astype(np.int16)[None]
+                blk = (blk * 32767).astype(np.int16)
             elif sfmt.startswith("s32"):
-                arr = (blk.astype(np.float64) * 2147483647).astype(np.int32)[None]
+                blk = (blk * 2147483647).astype(np.int32)
             else:
-                arr = blk[None]
-            frame = av.AudioFrame.from_ndarray(arr, format=sfmt, layout="mono")
+                blk = blk.astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(blk[None], format=sfmt, layout="mono")
             frame.sample_rate = sr
             for pkt in st.encode(frame):
                 out.mux(pkt)
         for pkt in st.encode(None):
             out.mux(pkt)
     buf.seek(0)
-    parts = []
-    with av.open(buf, "r") as inp:
-        for frame in inp.decode(audio=0):
-            a = frame.to_ndarray()
-            if a.dtype == np.int16:
-                a = a.astype(np.float32) / 32768
-            elif a.dtype == np.int32:
-                a = (a / 2147483648.0).astype(np.float32)
-            parts.append(a.reshape(-1) if a.shape[0] == 1 else a.mean(axis=0))
+    scale = {np.dtype(np.int16): 1 / 32768, np.dtype(np.int32): 1 / 2147483648}
+    with av.open(buf) as inp:
+        parts = [(a := f.to_ndarray()).mean(axis=0) * scale.get(a.dtype, 1.0) for f in inp.decode(audio=0)]
     return np.concatenate(parts).astype(np.float32)
 
 
-def transform(name: str, marked: np.ndarray, chunked: np.ndarray, filler, rng) -> tuple[np.ndarray, int]:
-    """-> (audio, sample rate) given to detect()."""
-    if name == "none":
-        return marked, SR
-    if name == "mp3_64k":
-        return codec_roundtrip(marked, SR, "libmp3lame"), SR
-    if name == "aac_64k":
-        return codec_roundtrip(marked, SR, "aac"), SR
-    if name == "resample_16k":
-        return soxr.resample(marked, SR, 16000), 16000
-    if name == "resample_8k":
-        return soxr.resample(marked, SR, 8000), 8000
-    if name == "noise_20dB":
-        p = float(np.mean(marked.astype(np.float64) ** 2))
-        return (marked + rng.normal(0, np.sqrt(p / 100), len(marked))).astype(np.float32), SR
-    if name == "gain_+6dB":
-        return marked * np.float32(10 ** (6 / 20)), SR      # float, not clipped
-    if name == "gain_-6dB":
-        return marked * np.float32(10 ** (-6 / 20)), SR
-    if name == "crop_3s":
-        n = 3 * SR
-        a = int(rng.integers(0, max(len(marked) - n, 0) + 1))
-        return marked[a:a + n], SR
-    if name == "in_long_speech":
-        before, after = filler
-        return np.concatenate([before, marked, after]), SR
-    if name == "chunked":
-        return chunked, SR
-    raise ValueError(name)
+def time_stretch(x: np.ndarray, rate: float) -> np.ndarray:
+    import librosa
+
+    return librosa.effects.time_stretch(x.astype(np.float32), rate=rate)
+
+
+def pitch_shift(x: np.ndarray, steps: float) -> np.ndarray:
+    import librosa
+
+    return librosa.effects.pitch_shift(x.astype(np.float32), sr=SR, n_steps=steps)
+
+
+def speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Pitch and tempo together: resampled to 1/factor as many samples, played at the same rate."""
+    return soxr.resample(x.astype(np.float32), SR, SR / factor)
+
+
+def pink_noise(n: int, rng) -> np.ndarray:
+    f = np.fft.rfftfreq(n, 1 / SR)
+    spec = (rng.normal(size=len(f)) + 1j * rng.normal(size=len(f))) / np.sqrt(np.maximum(f, 20.0))
+    return np.fft.irfft(spec, n)
+
+
+def rerecord(x: np.ndarray, rng) -> np.ndarray:
+    """Played in a room and recorded: reverb (exponentially decaying noise impulse response, RT60
+    0.2-0.6 s), pink room noise at 20 dB SNR, a 300-3400 Hz band-pass, clipping at half the peak."""
+    rt60 = rng.uniform(*RT60)
+    t = np.arange(int(rt60 * SR)) / SR
+    y = fftconvolve(x.astype(np.float64), rng.normal(size=len(t)) * np.exp(-6.9 * t / rt60))[:len(x)]
+    y *= np.sqrt(np.mean(np.square(x, dtype=np.float64)) / max(np.mean(y ** 2), 1e-30))
+    noise = pink_noise(len(y), rng)
+    y += noise * np.sqrt(np.mean(y ** 2) / np.mean(noise ** 2) * 10 ** (-ROOM_SNR / 10))
+    y = sosfilt(butter(4, PHONE_BAND, btype="band", fs=SR, output="sos"), y)
+    level = CLIP_AT * np.abs(y).max()
+    return np.clip(y, -level, level).astype(np.float32)
+
+
+def white_noise(x: np.ndarray, rng, snr_db: float = 20.0) -> np.ndarray:
+    p = float(np.mean(np.square(x, dtype=np.float64)))
+    return (x + rng.normal(0, np.sqrt(p * 10 ** (-snr_db / 10)), len(x))).astype(np.float32)
+
+
+def crop(x: np.ndarray, rng, seconds: float = 3.0) -> np.ndarray:
+    n = int(seconds * SR)
+    a = int(rng.integers(0, max(len(x) - n, 0) + 1))
+    return x[a:a + n]
+
+
+def at_rate(x: np.ndarray, rate: int):
+    return soxr.resample(x, SR, rate), rate
+
+
+def edit(fn, amount):
+    """Transform applying fn(x, amount) at the clip's rate."""
+    return lambda x, rng: (fn(x, amount), SR)
+
+
+SIMPLE = {  # name -> f(x, rng) -> (audio, rate); each applies to marked and unmarked audio alike
+    "none": lambda x, rng: (x, SR),
+    "MP3 64k": lambda x, rng: (codec_roundtrip(x, SR, "libmp3lame"), SR),
+    "AAC 64k": lambda x, rng: (codec_roundtrip(x, SR, "aac"), SR),
+    "16 kHz": lambda x, rng: at_rate(x, 16000),
+    "8 kHz": lambda x, rng: at_rate(x, 8000),
+    "noise 20 dB": lambda x, rng: (white_noise(x, rng), SR),
+    "gain +6 dB": lambda x, rng: (x * np.float32(10 ** (6 / 20)), SR),   # float, not clipped
+    "gain -6 dB": lambda x, rng: (x * np.float32(10 ** (-6 / 20)), SR),
+    "3 s crop": lambda x, rng: (crop(x, rng), SR),
+    **{f"stretch {r:.2f}": edit(time_stretch, r) for r in (0.90, 0.95, 1.05, 1.10)},
+    **{f"pitch {s:+d}": edit(pitch_shift, s) for s in (-2, -1, 1, 2)},
+    **{f"speed {r:.2f}": edit(speed, r) for r in (0.95, 1.05)},
+    "re-recorded": lambda x, rng: (rerecord(x, rng), SR),
+    "speed 1.05 + MP3 64k": lambda x, rng: (codec_roundtrip(speed(x, 1.05), SR, "libmp3lame"), SR),
+    "pitch +2 + stretch 0.95": lambda x, rng: (time_stretch(pitch_shift(x, 2), 0.95), SR),
+    "re-recorded + AAC 64k": lambda x, rng: (codec_roundtrip(rerecord(x, rng), SR, "aac"), SR),
+    "stretch 1.10 + 8 kHz": lambda x, rng: at_rate(time_stretch(x, 1.10), 8000),
+}
+MARKED_ONLY = ["inside real speech", "chunks"]  # need the clip's context
+TRANSFORMS = list(SIMPLE) + MARKED_ONLY
 
 
 # ----------------------------------------------------------------------------- data
@@ -123,9 +168,8 @@ def real_pieces(rng, min_s=3.0, max_s=10.0):
     """All of ../shared/data/speech, per corpus concatenated in file order, cut into 3-10 s pieces (22050 Hz)."""
     pieces = []
     for corpus in sorted(p for p in SPEECH.iterdir() if (p / "wavs").is_dir()):
-        files = sorted((corpus / "wavs").glob("*.flac"))
         audio = []
-        for f in files:
+        for f in sorted((corpus / "wavs").glob("*.flac")):
             a, sr = sf.read(f, dtype="float32", always_2d=True)
             audio.append(soxr.resample(a.mean(axis=1), sr, SR) if sr != SR else a.mean(axis=1))
         x = np.concatenate(audio)
@@ -138,31 +182,40 @@ def real_pieces(rng, min_s=3.0, max_s=10.0):
 
 
 def synth_clips(n: int, rng):
-    """n clips of 3-10 s, each a list of independently synthesized sentence chunks (joe voice)."""
+    """n clips of 3-10 s, each the list of its sentence chunks (joe voice, unmarked: the raw graph)."""
     from voicefake import load_voice
+    from voicefake.text import text_to_sentences
 
     voice = load_voice("joe")
-    rows = list(csv.reader(open(SPEECH / "allison_en" / "metadata.csv"), delimiter="|"))
+    with open(SPEECH / "allison_en" / "metadata.csv", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="|"))
     texts = [r[1] for r in rows if len(r) >= 3 and r[0].startswith("wavs/")]
     rng.shuffle(texts)
     clips, i = [], 0
     while len(clips) < n and i < len(texts):
-        chunks, dur = [], 0.0
-        while dur < 3.0 and i < len(texts):
-            for c in voice.synthesize(texts[i]):
-                chunks.append(c.audio.astype(np.float32))
-                dur += len(c.audio) / SR
+        chunks, total = [], 0
+        while total < 3 * SR and i < len(texts):
+            for s in text_to_sentences(texts[i], voice.phoneme_id_map):
+                a = np.asarray(voice.piper.phoneme_ids_to_audio(s.phoneme_ids), np.float32).reshape(-1)
+                chunks.append(a[:max(10 * SR - total, 0)])
+                total += len(chunks[-1])
             i += 1
-        total, kept = 0, []
-        for c in chunks:
-            if total >= 10 * SR:
-                break
-            c = c[:10 * SR - total]
-            kept.append(c)
-            total += len(c)
+        chunks = [c for c in chunks if len(c)]
         if total >= 3 * SR:
-            clips.append(kept)
+            clips.append(chunks)
     return clips
+
+
+def split_chunks(x: np.ndarray, rng) -> list:
+    """Random 0.5-3 s chunks (the last one at least 0.5 s)."""
+    out, pos = [], 0
+    while pos < len(x):
+        n = int(rng.uniform(0.5, 3.0) * SR)
+        if len(x) - pos - n < 0.5 * SR:
+            n = len(x) - pos
+        out.append(x[pos:pos + n])
+        pos += n
+    return out
 
 
 # ----------------------------------------------------------------------------- work
@@ -173,35 +226,95 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray) -> float:
     return float(pesq(16000, soxr.resample(ref, SR, 16000), soxr.resample(deg, SR, 16000), "wb"))
 
 
+def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    ref = ref.astype(np.float64)
+    return float(10 * np.log10(np.sum(ref ** 2) / max(np.sum((test - ref) ** 2), 1e-30)))
+
+
+def marked_input(name: str, marked, chunked, filler, rng):
+    if name == "inside real speech":
+        return np.concatenate([filler[0], marked, filler[1]]), SR
+    if name == "chunks":
+        return chunked, SR
+    return SIMPLE[name](marked, rng)
+
+
 def run_marked(job):
-    idx, kind, chunks, filler, seed = job
+    """One clip: mark it, then detect under every transform."""
+    kind, chunks, filler, seed = job
     rng = np.random.default_rng(seed)
     clip = np.concatenate(chunks)
     payload = wm.Payload(int(rng.integers(0, 1 << 16)), int(rng.integers(0, 1 << 20)))
-    t = time.perf_counter()
+    t = time.process_time()
     marked = wm.embed(clip, SR, payload)
-    t_embed = time.perf_counter() - t
-    chunked = np.concatenate([wm.embed(c, SR, payload) for c in chunks])
-    err = marked.astype(np.float64) - clip
-    snr = 10 * np.log10(np.sum(clip.astype(np.float64) ** 2) / max(np.sum(err ** 2), 1e-20))
-    quality = pesq_wb(clip, marked)
-    res = {}
-    t_det = None
+    t_embed = time.process_time() - t
+    starts = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    chunked = np.concatenate([wm.embed(c, SR, payload, start=int(a)) for c, a in zip(chunks, starts)])
+    res, t_detect = {}, None
     for name in TRANSFORMS:
-        audio, sr = transform(name, marked, chunked, filler, rng)
-        t = time.perf_counter()
+        audio, sr = marked_input(name, marked, chunked, filler, rng)
+        t = time.process_time()
         d = wm.detect(audio, sr)
         if name == "none":
-            t_det = time.perf_counter() - t
-        res[name] = (d.found, d.payload == payload)
-    return dict(kind=kind, seconds=len(clip) / SR, snr=snr, pesq=quality, res=res,
-                t_embed=t_embed, t_detect=t_det, nchunks=len(chunks))
+            t_detect = time.process_time() - t
+        res[name] = (d.found, d.payload == payload, d.payload_unreadable, d.score, d.payload is not None)
+    return dict(kind=kind, seconds=len(clip) / SR, snr=snr_db(clip, marked), pesq=pesq_wb(clip, marked),
+                res=res, t_embed=t_embed, t_detect=t_detect)
 
 
 def run_unmarked(job):
-    kind, audio = job
-    d = wm.detect(audio, SR)
-    return kind, d.found, d.score
+    """One unmarked piece under every transform that applies to it: {name: (found, score)}."""
+    kind, audio, seed = job
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, fn in SIMPLE.items():
+        t = time.process_time()
+        d = wm.detect(*fn(audio, rng))
+        out[name] = (d.found, d.score, time.process_time() - t)
+    return kind, len(audio) / SR, out
+
+
+# ----------------------------------------------------------------------------- report
+
+def pct(v) -> str:
+    return f"{100 * np.mean(v):.1f}%" if len(v) else "-"
+
+
+def report(marked: list, fp: list, args):
+    real = np.array([m["kind"] == "real" for m in marked])
+    print(f"\nmarked clips: {len(marked)} ({real.sum()} real, {(~real).sum()} synthesized), "
+          f"{np.mean([m['seconds'] for m in marked]):.1f} s mean; unmarked pieces: {len(fp)}\n")
+    print("| transform | detected | payload read | present, payload unreadable | false positives |")
+    print("|---|---|---|---|---|")
+    worst = {}
+    for name in TRANSFORMS:
+        r = [m["res"][name] for m in marked]
+        f = [out[name][0] for _, _, out in fp if name in out]
+        fp_cell = f"{sum(f)} / {len(f)}" if f else "n/a"
+        print(f"| {name} | {pct([x[0] for x in r])} | {pct([x[1] for x in r])} | {pct([x[2] for x in r])} | {fp_cell} |")
+        worst[name] = max((out[name][1] for _, _, out in fp if name in out), default=np.nan)
+        if any(x[4] and not x[1] for x in r):
+            print(f"  !! {name}: a wrong payload was reported")
+    snr = np.array([m["snr"] for m in marked])
+    pq = np.array([m["pesq"] for m in marked])
+    seconds = sum(m["seconds"] for m in marked)
+    t_un = sum(out["none"][2] for _, _, out in fp) / max(sum(s for _, s, _ in fp), 1e-9)
+    print(f"\nquality vs unmarked: PESQ-WB mean {pq.mean():.2f} min {pq.min():.2f}; SNR mean {snr.mean():.1f} dB "
+          f"min {snr.min():.1f} dB")
+    print(f"speed (one core per process, {args.workers} processes on a shared machine): embed RTF "
+          f"{sum(m['t_embed'] for m in marked) / seconds:.4f}; detect {sum(m['t_detect'] for m in marked) / seconds * 10:.2f} s "
+          f"per 10 s (marked), {t_un * 10:.2f} s per 10 s (unmarked)")
+    low = {n: np.percentile([m["res"][n][3] for m in marked], [1, 5, 50]) for n in TRANSFORMS
+           if np.mean([m["res"][n][2] for m in marked]) > 0.5}
+    print("\npresence z-score of marked clips where mostly presence-only (1st / 5th percentile / median): "
+          + ", ".join(f"{k} {v[0]:.1f}/{v[1]:.1f}/{v[2]:.1f}" for k, v in low.items()))
+    print("largest presence z-score on unmarked audio per transform (threshold "
+          f"{wm._S_Z}): " + ", ".join(f"{k} {v:.2f}" for k, v in worst.items()))
+    for kind in ("real", "synth"):
+        sel = real if kind == "real" else ~real
+        if sel.any():
+            low = {n: np.mean([marked[i]["res"][n][0] for i in np.nonzero(sel)[0]]) for n in TRANSFORMS}
+            print(f"{kind}: detected below 100%: " + ", ".join(f"{n} {v:.1%}" for n, v in low.items() if v < 1))
 
 
 def main():
@@ -215,76 +328,26 @@ def main():
     if not SPEECH.is_dir():
         sys.exit(f"needs the real recordings in {SPEECH}")
     rng = np.random.default_rng(args.seed)
-
-    t0 = time.time()
     pieces = real_pieces(rng)
     synth = synth_clips(args.synth, rng) if args.synth else []
-    print(f"data: {len(pieces)} real 3-10 s pieces ({sum(len(p) for _, p in pieces) / SR / 60:.1f} min), "
-          f"{len(synth)} synthesized clips; {time.time() - t0:.0f} s", flush=True)
 
     def filler():
         a, b = rng.choice(len(pieces), 2, replace=False)
         return pieces[a][1][-int(rng.uniform(3, 10) * SR):], pieces[b][1][:int(rng.uniform(3, 10) * SR)]
 
-    def split_chunks(x):
-        out, pos = [], 0
-        while pos < len(x):
-            n = int(rng.uniform(0.5, 3.0) * SR)
-            if len(x) - pos - n < 0.5 * SR:
-                n = len(x) - pos
-            out.append(x[pos:pos + n])
-            pos += n
-        return out
-
-    jobs = []
     # silence (the corpora's silence__N files, -80 dBFS) cannot carry a mark: not used as marked clips
-    audible = [i for i, (_, x) in enumerate(pieces) if 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20) > -55]
+    audible = [i for i, (_, x) in enumerate(pieces) if 10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-20) > -55]
     sel = rng.choice(audible, min(args.real, len(audible)), replace=False)
-    for i, k in enumerate(sel):
-        jobs.append((i, "real", split_chunks(pieces[k][1]), filler(), args.seed * 1000 + i))
-    for i, chunks in enumerate(synth):
-        jobs.append((len(jobs), "synth", chunks, filler(), args.seed * 1000 + 500 + i))
-    unmarked = [(name, x) for name, x in pieces]
-    if args.fp_pieces:
-        unmarked = [unmarked[i] for i in rng.choice(len(unmarked), min(args.fp_pieces, len(unmarked)), replace=False)]
-    unmarked += [("joe_synth", np.concatenate(c)) for c in synth]
-
+    jobs = [("real", split_chunks(pieces[k][1], rng), filler(), args.seed * 1000 + i) for i, k in enumerate(sel)]
+    jobs += [("synth", c, filler(), args.seed * 1000 + 500 + i) for i, c in enumerate(synth)]
+    unmarked = pieces if not args.fp_pieces else [pieces[i] for i in rng.choice(len(pieces), args.fp_pieces, replace=False)]
+    fp_jobs = [(name, x, args.seed * 7 + i) for i, (name, x) in enumerate(unmarked)]
+    t0 = time.time()
     with ProcessPoolExecutor(args.workers) as ex:
-        t0 = time.time()
         marked = list(ex.map(run_marked, jobs, chunksize=1))
-        t_marked = time.time() - t0
-        t0 = time.time()
-        fp = list(ex.map(run_unmarked, unmarked, chunksize=4))
-        t_fp = time.time() - t0
-
-    print(f"\nmarked clips: {len(marked)} ({sum(m['kind'] == 'real' for m in marked)} real, "
-          f"{sum(m['kind'] == 'synth' for m in marked)} synthesized), "
-          f"{np.mean([m['seconds'] for m in marked]):.1f} s mean length; {t_marked:.0f} s")
-    print(f"\n{'transform':<16}{'detected':>10}{'bit-exact':>11}{'real det':>10}{'synth det':>11}")
-    for name in TRANSFORMS:
-        det = np.array([m["res"][name][0] for m in marked])
-        exact = np.array([m["res"][name][1] for m in marked])
-        real = np.array([m["kind"] == "real" for m in marked])
-        r_det = f"{det[real].mean():.1%}" if real.any() else "-"
-        s_det = f"{det[~real].mean():.1%}" if (~real).any() else "-"
-        print(f"{name:<16}{det.mean():>10.1%}{exact.mean():>11.1%}{r_det:>10}{s_det:>11}")
-    snr = np.array([m["snr"] for m in marked])
-    pq = np.array([m["pesq"] for m in marked])
-    print(f"\nquality vs unmarked: PESQ-WB mean {pq.mean():.2f} min {pq.min():.2f};  "
-          f"SNR mean {snr.mean():.1f} dB min {snr.min():.1f} dB")
-    audio_s = sum(m["seconds"] for m in marked)
-    print(f"speed: embed RTF {sum(m['t_embed'] for m in marked) / audio_s:.4f} (one call per clip), "
-          f"detect {sum(m['t_detect'] for m in marked) / audio_s * 10:.2f} s per 10 s of audio "
-          f"(with {args.workers} worker processes on a shared machine)")
-    print(f"\nfalse positives on unmarked audio ({t_fp:.0f} s):")
-    for kind in sorted({k for k, _, _ in fp}):
-        f = [found for k, found, _ in fp if k == kind]
-        print(f"  {kind:<14}{sum(f):>4} / {len(f):<5} = {np.mean(f):.2%}")
-    f = [found for _, found, _ in fp]
-    print(f"  {'all':<14}{sum(f):>4} / {len(f):<5} = {np.mean(f):.2%}")
-    scores = np.array([s for _, _, s in fp])
-    print(f"  presence score on unmarked: median {np.median(scores):.2f}, 99th pct {np.percentile(scores, 99):.2f}, "
-          f"max {scores.max():.2f}")
+        fp = list(ex.map(run_unmarked, fp_jobs, chunksize=1))
+    print(f"{len(jobs)} marked clips and {len(fp_jobs)} unmarked pieces in {(time.time() - t0) / 60:.0f} min")
+    report(marked, fp, args)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """The audio watermark: payload coding, imperceptibility, robustness, false positives, edge cases."""
 
-import io
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
 from voicefake import watermark as wm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from watermark_robustness import codec_roundtrip, pitch_shift, rerecord, speed, time_stretch  # noqa: E402  the bench's edits
 
 SR = wm.SAMPLE_RATE
 TEXTS = [
@@ -137,39 +140,9 @@ def test_embedding_is_deterministic(clips):
     assert wm.detect(other, SR).payload == wm.Payload(1, 2)
 
 
-def codec(x, name):
-    av = pytest.importorskip("av")
-    fmt = {"libmp3lame": "mp3", "aac": "adts"}[name]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        st = out.add_stream(name, rate=SR)
-        st.bit_rate = 64000
-        st.layout = "mono"
-        size, sfmt = st.codec_context.frame_size or 1152, st.codec_context.format.name
-        for i in range(0, len(x), size):
-            blk = np.clip(x[i:i + size], -1, 1).astype(np.float64)
-            if sfmt.startswith("s16"):
-                arr = (blk * 32767).astype(np.int16)
-            elif sfmt.startswith("s32"):
-                arr = (blk * 2147483647).astype(np.int32)
-            else:
-                arr = blk.astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(arr[None], format=sfmt, layout="mono")
-            frame.sample_rate = SR
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode(None):
-            out.mux(pkt)
-    buf.seek(0)
-    scale = {np.dtype(np.int16): 1 / 32768, np.dtype(np.int32): 1 / 2147483648}
-    with av.open(buf) as inp:
-        parts = [(a := f.to_ndarray()).reshape(-1) * scale.get(a.dtype, 1.0) for f in inp.decode(audio=0)]
-    return np.concatenate(parts).astype(np.float32)
-
-
 TRANSFORMS = {
-    "mp3_64k": lambda x, rng, fill: (codec(x, "libmp3lame"), SR),
-    "aac_64k": lambda x, rng, fill: (codec(x, "aac"), SR),
+    "mp3_64k": lambda x, rng, fill: (codec_roundtrip(x, SR, "libmp3lame"), SR),
+    "aac_64k": lambda x, rng, fill: (codec_roundtrip(x, SR, "aac"), SR),
     "resample_16k": lambda x, rng, fill: (resample_poly(x, 320, 441).astype(np.float32), 16000),
     "resample_8k": lambda x, rng, fill: (resample_poly(x, 160, 441).astype(np.float32), 8000),
     "noise_20dB": lambda x, rng, fill: (x + rng.normal(0, np.sqrt(np.mean(x ** 2) / 100), len(x)).astype(np.float32), SR),
@@ -194,6 +167,85 @@ def test_mark_inside_real_speech(clips, shared):
     before, after = real_pieces(shared, n=2, seed=3)
     d = wm.detect(np.concatenate([before, clips[1][1], after]), SR)
     assert d.found and d.payload == PAYLOAD
+
+
+# ----------------------------------------------------------------------------- edits that warp or smear time
+
+@pytest.fixture(scope="module")
+def spoken(voice):
+    """Two sentences from Voice.synthesize (marked one by one, as users get them; deterministic) and the payload."""
+    chunks = list(voice.synthesize(" ".join(TEXTS), noise=0.0, noise_w=0.0))
+    audio = np.concatenate([c.audio for c in chunks])
+    payload = wm.detect(audio, SR).payload
+    assert len(chunks) == 2 and payload is not None and payload.voice_hash == wm.voice_hash("joe")
+    return audio, payload
+
+
+def assert_present(d, payload, name):
+    """Found; the payload, if reported, is the right one, else flagged unreadable."""
+    assert d.found, f"{name}: not detected (score {d.score:.2f})"
+    assert d.payload in (None, payload), f"{name}: wrong payload"
+    assert d.payload_unreadable == (d.payload is None)
+    assert d.verdict == ("marked" if d.payload else "present, payload unreadable")
+
+
+@pytest.mark.parametrize("rate", [0.90, 1.10])
+def test_survives_time_stretch(spoken, rate):
+    audio, payload = spoken
+    assert_present(wm.detect(time_stretch(audio, rate), SR), payload, f"stretch {rate}")
+
+
+@pytest.mark.parametrize("steps", [-2, 1])
+def test_survives_pitch_shift(spoken, steps):
+    audio, payload = spoken
+    d = wm.detect(pitch_shift(audio, steps), SR)
+    assert_present(d, payload, f"pitch {steps:+d}")
+
+
+@pytest.mark.parametrize("factor", [0.95, 1.05])
+def test_speed_change_keeps_the_payload(spoken, factor):
+    """Pitch and tempo together: the sync search finds the shift, resampling back restores the payload."""
+    audio, payload = spoken
+    d = wm.detect(speed(audio, factor), SR)
+    assert d.found and d.payload == payload and not d.payload_unreadable
+
+
+def test_survives_rerecording(spoken):
+    audio, payload = spoken
+    for seed in range(2):   # two rooms
+        assert_present(wm.detect(rerecord(audio, np.random.default_rng(seed)), SR), payload, f"room {seed}")
+
+
+def test_survives_chained_edits(spoken):
+    audio, payload = spoken
+    d = wm.detect(codec_roundtrip(speed(audio, 1.05), SR, "libmp3lame"), SR)
+    assert d.found and d.payload == payload
+    assert_present(wm.detect(time_stretch(pitch_shift(audio, 2), 0.95), SR), payload, "pitch + stretch")
+
+
+def test_presence_alone_is_reported_as_unreadable(spoken):
+    """After a pitch shift the payload layer is gone: found, no payload, a distinct flag."""
+    d = wm.detect(pitch_shift(spoken[0], 2), SR)
+    assert d.found and d.payload is None and d.payload_unreadable
+    assert d.verdict == "present, payload unreadable" and 0.5 < d.confidence <= 1.0
+
+
+def test_chunks_marked_with_their_position_continue_the_sync(voice):
+    """Chunks marked with their stream position (`start`) continue one sync pattern; bad positions raise."""
+    x = speak(voice, TEXTS[0])
+    with pytest.raises(ValueError):
+        wm.embed(x, SR, PAYLOAD, start=-1)
+    half = len(x) // 2
+    joined = np.concatenate([wm.embed(x[:half], SR, PAYLOAD), wm.embed(x[half:], SR, PAYLOAD, start=half)])
+    assert wm.detect(pitch_shift(joined, -1), SR).found
+
+
+def test_unmarked_speech_under_edits_not_flagged(clips, filler):
+    rng = np.random.default_rng(5)
+    for x in [clips[0][0], clips[1][0], filler]:
+        for edited in (time_stretch(x, 0.9), pitch_shift(x, 2), speed(x, 1.05), rerecord(x, rng)):
+            d = wm.detect(edited, SR)
+            assert not d.found and d.payload is None and not d.payload_unreadable and d.score < wm._S_Z
 
 
 # ----------------------------------------------------------------------------- false positives
@@ -317,7 +369,7 @@ def test_embedding_is_cheap(clips):
 def test_detection_time(clips):
     audio = np.concatenate([clips[0][1], clips[1][1]])[: 10 * SR]
     best = min(_timed(wm.detect, audio, SR) for _ in range(2))
-    assert best < 1.5 * len(audio) / SR / 10                          # goal 0.5 s per 10 s; slack for a busy machine
+    assert best < 1.5 * len(audio) / SR / 10                          # goal 1 s per 10 s; slack for a busy machine
 
 
 def _timed(fn, *args):

@@ -34,6 +34,7 @@ class MarkReport:
     created: str | None = None  # the hour it was made, UTC
     seconds: float | None = None  # length of the audio checked (audio marks only)
     too_short: bool = False  # not found, but the audio is shorter than the mark needs: undecided
+    payload_unreadable: bool = False  # found (the audio mark's sync pattern) but its payload is lost
 
     @classmethod
     def from_detection(cls, detection) -> "MarkReport":
@@ -41,6 +42,7 @@ class MarkReport:
         from .voice import list_voices
 
         report = cls(bool(detection.found), round(float(detection.confidence), 4))
+        report.payload_unreadable = bool(getattr(detection, "payload_unreadable", False))
         if detection.payload is not None:
             names = {watermark.voice_hash(v.name): v.name for v in list_voices()}
             names.setdefault(watermark.voice_hash("lipsync"), "lipsync")

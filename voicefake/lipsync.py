@@ -168,7 +168,7 @@ def _marked_soundtrack(samples: np.ndarray, rate: int):
     from . import watermark
 
     found = watermark.detect(samples, rate)
-    if found.found:
+    if found.payload is not None:  # a mark without a readable payload is marked again, readably
         return samples, found.payload
     payload = watermark.Payload.now("lipsync")
     return watermark.embed(samples, rate, payload), payload

@@ -132,10 +132,18 @@ class Voice:
                 raise VoicefakeError(f"{label} {value} is out of range: use 0.0 to 2.0")
         sentences = text_to_sentences(text, self.phoneme_id_map, self.espeak_voice)
         payload = watermark.Payload.now(self.name)
-        return (self._speak(s, self.pace / speed, noise, noise_w, payload) for s in sentences)
+        return self._stream(sentences, self.pace / speed, noise, noise_w, payload)
+
+    def _stream(self, sentences, length_scale: float, noise: float, noise_w: float,
+                payload: watermark.Payload) -> Iterator[AudioChunk]:
+        start = 0  # samples already yielded: each sentence continues the watermark's sync pattern
+        for sentence in sentences:
+            chunk = self._speak(sentence, length_scale, noise, noise_w, payload, start)
+            start += len(chunk.audio)
+            yield chunk
 
     def _speak(self, sentence: Sentence, length_scale: float, noise: float, noise_w: float,
-               payload: watermark.Payload) -> AudioChunk:
+               payload: watermark.Payload, start: int = 0) -> AudioChunk:
         from piper.config import SynthesisConfig
 
         config = SynthesisConfig(length_scale=length_scale, noise_scale=noise, noise_w_scale=noise_w)
@@ -144,7 +152,7 @@ class Voice:
         peak = float(np.abs(audio).max(initial=0.0))
         if peak > 0.99:  # keep headroom so lossy encoders do not clip
             audio *= 0.99 / peak
-        audio = watermark.embed(audio, self.sample_rate, payload)  # every synthesized sentence carries the mark
+        audio = watermark.embed(audio, self.sample_rate, payload, start=start)  # every sentence carries the mark
         return AudioChunk(audio, self.sample_rate, *self._timings(sentence, samples_per_id, len(audio)))
 
     def _timings(self, sentence: Sentence, samples_per_id, total: int) -> tuple[list[str], list[float]]:

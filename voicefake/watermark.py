@@ -1,31 +1,32 @@
 """Inaudible, robust audio watermark for everything voicefake synthesizes.
 
-Design (our own; numpy/scipy only):
+Two layers share one energy budget (SNR >= 30 dB against the unmarked audio); numpy/scipy only.
 
-* Signal model. A 512-point STFT (hop 256) at 22050 Hz; 129-3488 Hz is split into 20
-  mel-spaced bands, and 2 frames x 1 band form a *tile*. Everything lives below 3.5 kHz (so the
-  mark survives resampling to 8 kHz) and in log tile energies (so it survives gain).
-* Blocks. 14 rows of tiles (28 frames, 0.325 s) form a block, and every block carries the whole
-  124-bit codeword: each coded bit is one *feature*, the difference of the log-energies of two
-  tiles of the same band (keyed random pairing and sign), so gain and fixed per-band filtering
-  (codecs, resamplers) cancel out. Tiles under a floor 10 dB below the local level count little.
-* Embedding is dithered quantisation-index modulation (step 1.3 dB) of every feature: its two
-  tiles are scaled until the feature sits on the lattice of its bit; the change goes mostly to
-  the quieter tile (cheaper in SNR); the cheapest features are served first within an energy
-  budget, and a last cap keeps SNR >= 30.2 dB. Two analysis/synthesis passes: ~0.002 x real time.
-* Payload. 4-bit tool marker/version, 16-bit voice hash, 20-bit hour count since 2025-01-01,
-  a keyed CRC-16 (20 check bits with the marker), K=7 rate-1/2 convolutional code.
-* Detection resamples to 22050 Hz, measures tile energies on a 32-sample grid, and for every
-  block phase sums per-block soft bits (weighted by how much of each feature is above the
-  floor) over the whole input and over sliding windows picked by a codeword-free presence
-  score, Viterbi-decodes them, refines the best alignments to 4 samples and checks marker + CRC.
-  If that fails, blocks of any phase that agree with a tentative decoding are pooled along a
-  piecewise-constant phase path (independently marked chunks, a mark inside unmarked audio)
-  and decoded again. A mark is reported only with a valid marker and CRC.
-
-Every block is self-contained and each `embed` call lays its own block grid, so chunks can be
-marked one by one (as a streaming writer does): a 3 s window holds 8-9 blocks, and every
-chunk of at least 0.34 s carries at least one full block.
+* Payload layer (block QIM). A 512-point STFT (hop 256) at 22050 Hz, 129-3488 Hz in 20 mel
+  bands; 2 frames x 1 band form a tile, 14 rows of tiles a 0.325 s block, and every block
+  carries the whole 124-bit codeword as keyed dithered quantisation (step 1.3 dB) of log-energy
+  differences of two tiles of one band (gain and fixed filters cancel). Changes go mostly to the
+  quieter tile, cheapest features first within a budget. Payload: 4-bit marker/version, 16-bit
+  voice hash, 20-bit hour count, keyed CRC-16, K=7 rate-1/2 convolutional code. Each embed()
+  call lays its own block grid (chunks can be marked one by one); the detector searches block
+  phase, sliding windows and phase changes between chunks. Survives codecs, resampling, noise,
+  gain and crops, but not edits that smear or warp time (stretch, pitch shift, reverb).
+* Sync layer (presence under those edits). A keyed pattern of +-1 on a grid of 16 time cells
+  (0.232 s) x 71 log-frequency nodes (half a semitone apart, 400-3000 Hz), smoothly
+  interpolated, scales the magnitudes of a 2048-point STFT: boosts of up to 4.5 dB and cuts
+  twice as deep (cuts cost less energy and are heard less), most where the spectrum is quiet
+  (between harmonics, soft passages: cheap in SNR), none below -35 dB (noise would drown it)
+  or in silence. It repeats every 3.7 s on the stream's clock (`start`), so consecutive chunks
+  continue it. Time-stretch and speed scale its time axis, pitch shift and speed translate its
+  log-frequency axis, reverb smears time but hardly frequency: hence fine in frequency, coarse
+  in time. The detector folds the detrended log spectrogram (weighted as the embedding
+  weights) modulo the period for a grid of time scales (0.87-1.15), correlates it with the
+  pattern at every offset and frequency shift (+-2.6 semitones) and turns the map of
+  correlations into robust z-scores (median, MAD); long inputs go in 12 s segments.
+* Detection: payload layer first; else the sync search, and where it finds a frequency shift
+  the audio is resampled back (undoing a speed change) and the payload layer tried again. A payload is
+  reported only with a valid marker and CRC; a sync z-score above a threshold calibrated on
+  real speech alone gives found=True with payload_unreadable=True.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ from math import gcd
 
 import numpy as np
 import scipy.fft as _fft
+from scipy.ndimage import uniform_filter
 
 __all__ = ["Payload", "Detection", "voice_hash", "embed", "detect", "SAMPLE_RATE"]
 
 SAMPLE_RATE = 22050          # the rate the mark is defined at (voicefake's output rate)
+_MIN_TOTAL_SNR = 30.05       # dB, both layers together, per embed() call
+
+# payload layer (QIM)
 _NFFT = 512
 _HOP = 256
 _K0, _K1 = 3, 81             # STFT bins 129 .. 3488 Hz
@@ -57,8 +62,39 @@ _GAMMA = 2.0                 # how strongly changes go to quieter tiles
 _DMAX = 3.0                  # dB, largest change of a tile
 _PMIN = 0.5                  # limits the effort spent on features with little energy
 _TOL = 0.05                  # later passes only correct errors beyond TOL * DELTA
-_MIN_SNR = 30.2              # dB, hard cap on the watermark energy per embed() call
-_BUDGET_SNR = 30.6           # dB, energy budget: the cheapest features are embedded first
+_MIN_SNR = (30.2, 32.8)      # dB, hard cap on the payload layer's energy: chunks up to 1.5 s
+_SHARE_SECONDS = (1.5, 3.0)  # ... get the whole budget, from 3 s on it leaves room for the sync layer
+_BUDGET_EXTRA = 0.4          # dB: the budget (cheapest features first) is this much under the cap
+
+# sync layer: embedding
+_S_NFFT = 2048               # 10.8 Hz bins: fine enough for half-semitone nodes at 400 Hz
+_S_HOP = _S_NFFT // 2        # sqrt-Hann at 50 % overlap reconstructs exactly
+_S_LO, _S_HI = 400.0, 3000.0  # Hz; shifted 2.6 semitones either way it stays in 300-3400 Hz
+_S_STEP = 0.5                # semitones between pattern nodes
+_S_NODES = round(12 * np.log2(_S_HI / _S_LO) / _S_STEP) + 1  # 71
+_S_CELL = 20 * _HOP          # samples per time cell: 0.232 s, long enough for 0.6 s of reverb
+_S_PERIOD = 16               # cells per period (3.7 s)
+_S_AMAX = 3.0                # dB: change of a quiet node before the SNR target scales it
+_S_KNEE = 0.25               # nodes louder than this quantile of the audible ones get less (1 / level)
+_S_QUIET = 3e-4              # nodes below -35 dB (of the mean) are left alone: noise drowns them
+_S_ABS_FLOOR = 1.2e-4        # per bin and frame: white noise at about -69 dBFS is left alone
+_S_SNR = 33.3                # dB, the sync layer's energy
+_S_CUT = 2.0                 # cuts are this much deeper than boosts (dB): cheaper and less audible
+_S_KMAX = 1.5                # at most this multiple of the shape (audibility)
+
+# sync layer: detection
+_S_PB = 4                    # phase bins per cell
+_S_DHOP = _S_CELL // (2 * _S_PB)  # detector STFT hop: two frames per phase bin
+_S_DU = 0.125                # semitones: detector's log-frequency grid and shift step
+_S_SHIFT = 2.6               # semitones searched either way (pitch shift, speed)
+_S_SCALES = (0.87, 1.15)     # time scales searched (stretch 0.9-1.1, speed 0.95-1.05, chained)
+_S_DETREND = (4, 8)          # phase bins x grid steps: local mean removed from log energies
+_S_Z = 6.5                   # presence threshold on the z-score: unmarked speech P(z > 6.5) ~ 1e-5
+_S_Z_TRY = 5.0               # above this, a frequency shift found is undone and the payload retried
+_S_MIN_SHIFT = 0.25          # semitones: a smaller shift found is not worth undoing
+_S_SEG = 12 * SAMPLE_RATE    # longer inputs are searched in segments ...
+_S_SEG_HOP = 10 * SAMPLE_RATE
+_S_Z_PER_DOUBLING = 0.3      # ... with the threshold raised per doubling of their number
 
 _MARKER = 0b1011             # tool marker / format version 1
 _N_INFO = 40
@@ -66,6 +102,15 @@ _N_CRC = 16
 _N_MSG = _N_INFO + _N_CRC    # 56
 _N_CODED = 2 * (_N_MSG + 6)  # 124
 
+_SEGMENT = 30 * SAMPLE_RATE  # long inputs are searched for the payload in overlapping segments
+_OVERLAP = 4 * SAMPLE_RATE
+_N_WINDOWS = 48              # sliding windows (chosen by presence) decoded per segment
+_N_REFINE = 10               # best hypotheses refined to a 4-sample grid and CRC-checked
+_MIN_AGREEMENT = 0.75        # soft agreement of the decoding with the observations
+_FRACS = np.arange(-4, 5) / 8.0
+_GATE = 2.0                  # per-block presence z above which a block joins the any-phase sum
+_N_SEEDS = 3                 # tentative decodings tried in the second chance
+_SWITCH = 6.0                # evidence a change of block phase must earn (chunk boundaries)
 _FINE = 32                   # detector's time grid, samples
 _SUB = _HOP // _FINE         # 8 analyses per hop
 _BLOCK_FINE = _BLOCK // _FINE  # 224
@@ -120,13 +165,24 @@ class Payload:
 
 @dataclass
 class Detection:
-    found: bool
+    found: bool              # marked: a valid payload, or the sync pattern alone
     confidence: float        # 0..1, calibrated-ish
     payload: Payload | None
-    score: float             # raw detector statistic: presence z-score of the best alignment
-    #                          (unmarked speech: ~2-5, the maximum over all alignments tried)
+    score: float             # presence z-score: the sync layer's when it was searched (unmarked
+    #                          speech: about 3-5.5, threshold 6.5), else the payload layer's
+    payload_unreadable: bool | None = None  # found, but no payload: "present, payload unreadable"
+    #                                         (None: derived from found and payload)
 
+    def __post_init__(self):
+        if self.payload_unreadable is None:
+            self.payload_unreadable = bool(self.found and self.payload is None)
 
+    @property
+    def verdict(self) -> str:
+        """'marked', 'present, payload unreadable' or 'not marked'."""
+        if not self.found:
+            return "not marked"
+        return "present, payload unreadable" if self.payload is None else "marked"
 # ----------------------------------------------------------------------------- keyed layout
 
 def _keyed_rng(tag: str) -> np.random.Generator:
@@ -164,6 +220,33 @@ def _make_layout():
     return tile_a, tile_b, sign, bit_of, dither, crc_init
 
 
+def _bump(d):
+    """Raised-cosine kernel: bumps one unit apart sum to 1, so node values interpolate smoothly."""
+    d = np.abs(d)
+    return np.where(d < 1.0, np.cos(0.5 * np.pi * np.minimum(d, 1.0)) ** 2, 0.0)
+
+
+def _make_sync_pattern() -> np.ndarray:
+    """Keyed (PERIOD, NODES) pattern, zero mean along both axes (level and fixed filters cancel)."""
+    c = _keyed_rng("sync").choice([-1.0, 1.0], (_S_PERIOD, _S_NODES))
+    c -= c.mean(axis=0, keepdims=True)
+    return c - c.mean(axis=1, keepdims=True)
+
+
+def _node_weights(u: np.ndarray) -> np.ndarray:
+    """(len(u), NODES) weights of the pattern's frequency nodes at u semitones above _S_LO."""
+    return _bump(u[:, None] / _S_STEP - np.arange(_S_NODES)[None])
+
+
+def _semitones(freq: np.ndarray) -> np.ndarray:
+    return 12.0 * np.log2(np.maximum(freq, 1.0) / _S_LO)
+
+
+def _nonzero_span(w: np.ndarray) -> slice:
+    cols = np.nonzero(w.any(axis=0))[0]
+    return slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 _EDGES = _mel_edges()
 _TILE_A, _TILE_B, _SIGN, _BIT_OF, _DITHER, _CRC_INIT = _make_layout()
 _NFEAT = len(_SIGN)
@@ -171,6 +254,13 @@ _BAND_OF_BIN = np.repeat(np.arange(_NBAND), np.diff(_EDGES))   # for bins _K0.._
 _BAND_WIDTH = np.diff(_EDGES).astype(np.float64)
 _WIN = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_NFFT) / _NFFT))  # periodic sqrt-Hann
 _WIN32 = _WIN.astype(np.float32)
+
+_S_PATTERN = _make_sync_pattern()
+_S_WIN = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(_S_NFFT) / _S_NFFT))
+_S_WIN32 = _S_WIN.astype(np.float32)
+_S_FREQ = np.arange(_S_NFFT // 2 + 1) * SAMPLE_RATE / _S_NFFT
+_S_BINS = _nonzero_span(_node_weights(_semitones(_S_FREQ)).T)      # bins the pattern touches
+_S_HF = _node_weights(_semitones(_S_FREQ[_S_BINS]))                # (bins, NODES)
 
 
 # ----------------------------------------------------------------------------- coding
@@ -284,12 +374,22 @@ def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         return resample_poly(x, sr_out // g, sr_in // g)
 
 
-def _frames(x: np.ndarray, start: int, hop: int) -> np.ndarray:
-    n = (len(x) - start - _NFFT) // hop + 1
+def _stretch(x: np.ndarray, ratio: float) -> np.ndarray:
+    """x resampled to ratio x as many samples (played at the same rate: slower and lower)."""
+    try:
+        import soxr
+        return soxr.resample(x, 1.0, ratio).astype(np.float64)
+    except ImportError:  # pragma: no cover
+        from scipy.signal import resample
+        return resample(x, int(round(len(x) * ratio)))
+
+
+def _frames(x: np.ndarray, start: int, hop: int, size: int = _NFFT) -> np.ndarray:
+    n = (len(x) - start - size) // hop + 1
     if n <= 0:
-        return np.zeros((0, _NFFT))
+        return np.zeros((0, size), x.dtype)
     return np.lib.stride_tricks.as_strided(
-        x[start:], shape=(n, _NFFT), strides=(x.strides[0] * hop, x.strides[0]), writeable=False)
+        x[start:], shape=(n, size), strides=(x.strides[0] * hop, x.strides[0]), writeable=False)
 
 
 def _rfft(frames: np.ndarray) -> np.ndarray:
@@ -324,110 +424,190 @@ def _features(tiles: np.ndarray):
     return y, s, tot / (lev[..., None] + abs_floor)
 
 
-# ----------------------------------------------------------------------------- embedding
+# ----------------------------------------------------------------------------- embedding: payload layer
 
-def embed(audio: np.ndarray, sample_rate: int, payload: Payload) -> np.ndarray:
-    """Return the marked audio (same length, float32). Works for any length; very short (<~1 s) audio may carry a partial mark.
+def _qim_gains(err: np.ndarray, s: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Tile changes (dB) moving each feature by err, shared out mostly to the quieter tile."""
+    w = s * np.minimum(rel * 0.1, 1e3) ** -_GAMMA              # (nblk, tiles)
+    wa, wb = w[:, _TILE_A], w[:, _TILE_B]
+    proj = (s[:, _TILE_A] * wa + s[:, _TILE_B] * wb) / np.sqrt(2.0)
+    k = err * _SIGN / np.maximum(proj, _PMIN)
+    d = np.zeros_like(s)
+    d[:, _TILE_A] = wa * k
+    d[:, _TILE_B] = -wb * k
+    return np.clip(d, -_DMAX, _DMAX)
 
-    Deterministic: the same input always gives the same output. Each call places its own grid
-    of 0.325 s blocks (centred in the audio), so sentence chunks can be marked independently.
-    Silence (below about -69 dBFS) is left as it is.
-    """
-    if not isinstance(payload, Payload):
-        raise TypeError("payload must be a watermark.Payload")
-    sr = _check_rate(sample_rate)
-    x_in = _as_mono(audio)
-    n_in = len(x_in)
-    x = _resample(x_in, sr, SAMPLE_RATE)
+
+def _qim_snr(n: int) -> float:
+    """The payload layer's cap (dB SNR) for n samples: short chunks need all of the budget."""
+    a = np.clip((n / SAMPLE_RATE - _SHARE_SECONDS[0]) / (_SHARE_SECONDS[1] - _SHARE_SECONDS[0]), 0.0, 1.0)
+    return float(_MIN_SNR[0] + a * (_MIN_SNR[1] - _MIN_SNR[0]))
+
+
+def _cheapest(tiles: np.ndarray, gain: np.ndarray, energy: float, snr_db: float) -> np.ndarray:
+    """0/1 per feature: the cheapest features whose energy fits the budget."""
+    cost = tiles[:, _TILE_A] * gain[:, _TILE_A] ** 2 + tiles[:, _TILE_B] * gain[:, _TILE_B] ** 2
+    budget = (_NFFT / 2) * energy * 10 ** (-(snr_db + _BUDGET_EXTRA) / 10)
+    order = np.argsort(cost, axis=None, kind="stable")
+    n_ok = int(np.searchsorted(np.cumsum(cost.reshape(-1)[order]), budget, side="right"))
+    chosen = np.zeros(cost.size)
+    chosen[order[:n_ok]] = 1.0
+    return chosen.reshape(cost.shape)
+
+
+def _apply_tile_gains(spec: np.ndarray, gain: np.ndarray, nblk: int) -> np.ndarray:
+    """Overlap-added change of the signal whose STFT is spec when tiles are scaled by 1 + gain."""
+    nfr = len(spec)
+    band_rows = np.repeat(np.arange(_ROWS), _TF)                 # frame in block -> tile row
+    g = gain.astype(np.float32).reshape(nblk, _ROWS, _NBAND)[:, band_rows][:, :, _BAND_OF_BIN]
+    full = np.zeros((nfr, _NFFT // 2 + 1), np.complex64)
+    full[:, _K0:_K1] = spec * g.reshape(nfr, _K1 - _K0)
+    fr = _fft.irfft(full, _NFFT, axis=1) * _WIN32
+    ola = np.zeros((nfr + 1) * _HOP, np.float32)
+    ola[:nfr * _HOP] += fr[:, :_HOP].reshape(-1)
+    ola[_HOP:] += fr[:, _HOP:].reshape(-1)
+    return ola[:(nfr - 1) * _HOP + _NFFT]
+
+
+def _qim_residual(x: np.ndarray, payload: Payload) -> np.ndarray:
+    """Payload layer: the change to x (22050 Hz) that writes the codeword into every block."""
     n = len(x)
     nblk = ((n - _NFFT) // _HOP + 1) // _BLOCK_FRAMES if n >= _NFFT else 0
-    if nblk == 0 or not np.any(x):
-        return x_in.astype(np.float32)
-
-    code = _codeword(payload)
-    bits = code[_BIT_OF].astype(np.float64)                     # per feature
+    out = np.zeros(n)
+    if nblk == 0:
+        return out
+    bits = _codeword(payload)[_BIT_OF].astype(np.float64)       # per feature
     nfr = nblk * _BLOCK_FRAMES
     span = (nfr - 1) * _HOP + _NFFT
     lead = (n - span) // 2          # centre the blocks: chunk edges are often silence
-    xs = x[lead:lead + span].astype(np.float32)
-    band_rows = np.repeat(np.arange(_ROWS), _TF)                 # frame in block -> tile row
-    spec = _rfft(_frames(xs, 0, _HOP)[:nfr])                     # (nfr, bins) of the input
-    target = None
+    spec = _rfft(_frames(x[lead:lead + span].astype(np.float32), 0, _HOP)[:nfr])
     resid = np.zeros(span, np.float32)
+    target = chosen = None
     for it in range(2):
         if it:
             spec = spec + _rfft(_frames(resid, 0, _HOP)[:nfr])   # STFT is linear: analyse x + resid
-        e_band = _band_energy(spec).reshape(nblk, _ROWS, _TF, _NBAND).sum(axis=2)
-        y, s, rel = _features(e_band.reshape(nblk, _ROWS * _NBAND))
+        tiles = _band_energy(spec).reshape(nblk, _ROWS, _TF, _NBAND).sum(axis=2).reshape(nblk, -1)
+        y, s, rel = _features(tiles)
         if target is None:
             centre = bits * (_DELTA / 2) + _DITHER
             target = np.round((y - centre) / _DELTA) * _DELTA + centre
         err = target - y
         if it:
             err = np.sign(err) * np.maximum(np.abs(err) - _TOL * _DELTA, 0.0) * chosen
-        # share each feature's change over its two tiles, mostly to the quieter one
-        w = s * np.minimum(rel * 0.1, 1e3) ** -_GAMMA              # (nblk, tiles)
-        wa, wb = w[:, _TILE_A], w[:, _TILE_B]
-        sa, sb = s[:, _TILE_A], s[:, _TILE_B]
-        proj = (sa * wa + sb * wb) / np.sqrt(2.0)
-        k = err * _SIGN / np.maximum(proj, _PMIN)
-        d = np.zeros_like(s)
-        d[:, _TILE_A] = wa * k
-        d[:, _TILE_B] = -wb * k
-        d = np.clip(d, -_DMAX, _DMAX)
-        gain = 10.0 ** (d / 20.0) - 1.0                          # (nblk, ROWS*NBAND)
+        gain = 10.0 ** (_qim_gains(err, s, rel) / 20.0) - 1.0
         if not it:
-            # energy each feature costs; spend the budget on the cheapest ones
-            tiles = e_band.reshape(nblk, _ROWS * _NBAND)
-            cost = tiles[:, _TILE_A] * gain[:, _TILE_A] ** 2 + tiles[:, _TILE_B] * gain[:, _TILE_B] ** 2
-            budget = (_NFFT / 2) * float(np.einsum("i,i->", x, x)) * 10 ** (-_BUDGET_SNR / 10)
-            order = np.argsort(cost, axis=None, kind="stable")
-            n_ok = int(np.searchsorted(np.cumsum(cost.reshape(-1)[order]), budget, side="right"))
-            chosen = np.zeros(cost.size)
-            chosen[order[:n_ok]] = 1.0
-            chosen = chosen.reshape(cost.shape)
+            chosen = _cheapest(tiles, gain, float(np.einsum("i,i->", x, x)), _qim_snr(n))
             keep = np.ones_like(gain)
             keep[:, _TILE_A] = chosen
             keep[:, _TILE_B] = chosen
             gain *= keep
-        gain = gain.astype(np.float32)
-        g = gain.reshape(nblk, _ROWS, _NBAND)[:, band_rows][:, :, _BAND_OF_BIN].reshape(nfr, _K1 - _K0)
-        full = np.zeros((nfr, _NFFT // 2 + 1), np.complex64)
-        full[:, _K0:_K1] = spec * g
-        fr = _fft.irfft(full, _NFFT, axis=1) * _WIN32
-        ola = np.zeros((nfr + 1) * _HOP, np.float32)
-        ola[:nfr * _HOP] += fr[:, :_HOP].reshape(-1)
-        ola[_HOP:] += fr[:, _HOP:].reshape(-1)
-        resid += ola[:span]
-    resid = resid.astype(np.float64)
+        resid += _apply_tile_gains(spec, gain, nblk)
+    out[lead:lead + span] = resid
+    return _capped(out, x, _qim_snr(n))
 
-    e_sig = float(np.einsum("i,i->", x, x))
-    e_wm = float(np.einsum("i,i->", resid, resid))
-    if e_wm > e_sig * 10 ** (-_MIN_SNR / 10):
-        resid *= np.sqrt(e_sig * 10 ** (-_MIN_SNR / 10) / e_wm)
-    wm = np.zeros(n)
-    wm[lead:lead + span] = resid
+
+def _capped(wm: np.ndarray, x: np.ndarray, snr_db: float) -> np.ndarray:
+    e_sig, e_wm = float(np.einsum("i,i->", x, x)), float(np.einsum("i,i->", wm, wm))
+    limit = e_sig * 10 ** (-snr_db / 10)
+    return wm * np.sqrt(limit / e_wm) if e_wm > limit else wm
+
+
+# ----------------------------------------------------------------------------- embedding: sync layer
+
+def _sync_shape(spec: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Change in dB per frame and bin: the pattern, scaled by how cheap each node is."""
+    nodes = np.arange(int(np.floor(cells[0])) - 1, int(np.ceil(cells[-1])) + 2)
+    ht = _bump(cells[:, None] - nodes[None])                     # (frames, time nodes)
+    energy = ht.T @ (spec.real ** 2 + spec.imag ** 2) @ _S_HF    # (time nodes, freq nodes)
+    loud = energy > _S_ABS_FLOOR * np.outer(ht.sum(axis=0), _S_HF.sum(axis=0))  # not silence
+    amp = _S_AMAX * _sync_weight(energy / (energy.mean() + 1e-30)) * loud
+    return ht @ (amp * _S_PATTERN[nodes % _S_PERIOD]) @ _S_HF.T
+
+
+def _sync_weight(level: np.ndarray) -> np.ndarray:
+    """Relative change per node from its level (relative to the mean): full below the knee (a
+    quantile of the audible nodes' levels), falling as 1 / level above it, none when quiet."""
+    audible = level > _S_QUIET
+    if not audible.any():
+        return np.zeros_like(level)
+    knee = np.quantile(level[audible], _S_KNEE)
+    return np.where(audible, np.minimum(1.0, knee / np.maximum(level, 1e-30)), 0.0)
+
+
+def _sync_gain(g_db: np.ndarray) -> np.ndarray:
+    """Amplitude change (factor - 1) for a change of g_db; cuts go deeper: cheaper, less audible."""
+    return 10.0 ** (np.where(g_db < 0, _S_CUT * g_db, g_db) / 20.0) - 1.0
+
+
+def _sync_synth(spec: np.ndarray, gain: np.ndarray, n: int) -> np.ndarray:
+    """The change of the signal when its STFT bins are scaled by 1 + gain (overlap-add, hop N/2)."""
+    full = np.zeros((len(spec), _S_NFFT // 2 + 1), np.complex64)
+    full[:, _S_BINS] = spec * gain
+    fr = _fft.irfft(full, _S_NFFT, axis=1) * _S_WIN32
+    out = np.zeros((len(fr) + 1) * _S_HOP)
+    out[:len(fr) * _S_HOP] += fr[:, :_S_HOP].reshape(-1)
+    out[_S_HOP:] += fr[:, _S_HOP:].reshape(-1)
+    return out[_S_HOP:_S_HOP + n]
+
+
+def _sync_residual(x: np.ndarray, start: float) -> np.ndarray:
+    """Sync layer: the change to x (22050 Hz) writing the pattern; x begins at stream sample start."""
+    n = len(x)
+    padded = np.concatenate([np.zeros(_S_HOP, np.float32), x.astype(np.float32), np.zeros(_S_NFFT, np.float32)])
+    frames = _frames(padded, 0, _S_HOP, _S_NFFT)
+    if len(frames) < 3 or not np.any(x):
+        return np.zeros(n)
+    spec = _fft.rfft(frames * _S_WIN32, axis=1)[:, _S_BINS]
+    pw = spec.real ** 2 + spec.imag ** 2
+    cells = (start - _S_HOP + _S_NFFT / 2 + np.arange(len(frames)) * _S_HOP) / _S_CELL
+    g_db = _sync_shape(spec, cells).astype(np.float32)
+    # scale to the energy target, measured on the spectrum (Parseval: the STFT is a tight frame)
+    target = float(np.einsum("i,i->", x, x)) * 10 ** (-_S_SNR / 10) * (_S_NFFT / 2)
+    k = 1.0
+    for _ in range(2):
+        e = float(np.einsum("ij,ij->", pw, _sync_gain(k * g_db) ** 2))
+        if e <= 0:
+            return np.zeros(n)
+        k = min(k * np.sqrt(target / e), _S_KMAX)
+    return _capped(_sync_synth(spec, _sync_gain(k * g_db), n), x, _S_SNR - 0.1)
+
+
+def _combine(w_sync: np.ndarray, w_qim: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Both layers within the total budget; any excess is taken from the sync layer first."""
+    limit = float(np.einsum("i,i->", x, x)) * 10 ** (-_MIN_TOTAL_SNR / 10)
+    e_q, e_s = float(np.einsum("i,i->", w_qim, w_qim)), float(np.einsum("i,i->", w_sync, w_sync))
+    if e_q + e_s > limit and e_s > 0:
+        w_sync = w_sync * np.sqrt(max(limit - e_q, 0.0) / e_s)
+    return _capped(w_sync + w_qim, x, _MIN_TOTAL_SNR)
+
+
+def embed(audio: np.ndarray, sample_rate: int, payload: Payload, start: int = 0) -> np.ndarray:
+    """Return the marked audio (same length, float32). Works for any length; very short (<~1 s) audio may carry a partial mark.
+
+    `start`: samples (at sample_rate) of the same stream before this audio, so that sentence
+    chunks marked one by one and played back to back continue one sync pattern (voice.py passes
+    it). Deterministic: the same input always gives the same output. Silence (below about
+    -69 dBFS) is left as it is.
+    """
+    if not isinstance(payload, Payload):
+        raise TypeError("payload must be a watermark.Payload")
+    sr = _check_rate(sample_rate)
+    if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or start < 0:
+        raise ValueError(f"start must be a sample count >= 0, got {start!r}")
+    x_in = _as_mono(audio)
+    x = _resample(x_in, sr, SAMPLE_RATE)
+    if len(x) < _NFFT or not np.any(x):
+        return x_in.astype(np.float32)
+    w_sync = _sync_residual(x, start * SAMPLE_RATE / sr)
+    wm = _combine(w_sync, _qim_residual(x + w_sync, payload), x)
     if sr != SAMPLE_RATE:
         wm = _resample(wm, SAMPLE_RATE, sr)
-        wm = np.pad(wm, (0, max(0, n_in - len(wm))))[:n_in]
+        wm = np.pad(wm, (0, max(0, len(x_in) - len(wm))))[:len(x_in)]
     out = x_in + wm
     if np.max(np.abs(x_in)) <= 1.0:
         out = np.clip(out, -1.0, 1.0)
     return out.astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- detection
-
-_SEGMENT = 30 * SAMPLE_RATE  # long inputs are searched in overlapping segments
-_OVERLAP = 4 * SAMPLE_RATE
-_N_WINDOWS = 48              # sliding windows (chosen by presence) decoded per segment
-_N_REFINE = 10               # best hypotheses refined to a 4-sample grid and CRC-checked
-_MIN_AGREEMENT = 0.75        # soft agreement of the decoding with the observations
-_FRACS = np.arange(-4, 5) / 8.0
-_GATE = 2.0                  # per-block presence z above which a block joins the any-phase sum
-_N_SEEDS = 3                 # tentative decodings tried in the second chance
-_SWITCH = 6.0                # evidence a change of block phase must earn (chunk boundaries)
-
+# ----------------------------------------------------------------------------- detection: payload layer
 
 def _fine_band_energy(x: np.ndarray) -> np.ndarray:
     """Band energies of frames starting every _FINE samples: (nfine, NBAND)."""
@@ -509,15 +689,6 @@ def _track(obs: np.ndarray, switch: float) -> np.ndarray:
     return path
 
 
-def _track_score(obs: np.ndarray, switch: float) -> np.ndarray:
-    """Best path score of _track for a stack of grids (n, nph, nk)."""
-    score = obs[:, :, 0].copy()
-    for k in range(1, obs.shape[2]):
-        top = score.max(axis=1, keepdims=True) - switch
-        score = np.maximum(score, top) + obs[:, :, k]
-    return score.max(axis=1)
-
-
 def _path_soft(all_sb, path, weights):
     """Sum of the blocks along a phase path (weighted by positive evidence when given)."""
     out = np.zeros(_N_CODED)
@@ -528,125 +699,128 @@ def _path_soft(all_sb, path, weights):
     return out if out.any() else None
 
 
-def _detect_segment(x: np.ndarray):
-    """Best (found, payload, presence z, checks) for one stretch of 22050 Hz audio."""
-    E = _fine_band_energy(x)
-    last = len(E) - 1 - (_BLOCK_FINE - _SUB)                    # last usable block start
-    if last < 0:
-        return None
-    nph = min(_BLOCK_FINE, last + 1)
-    hyps, softs, pz = [], [], []                                # (phase, a, b)
-    win_cands = []
-    gated = np.zeros(_N_CODED)
-    gated_w = 0.0
-    all_sb, all_pres = [], []
-    for phase in range(nph):
-        starts = np.arange(phase, last + 1, _BLOCK_FINE)
-        y, s, _ = _features(_tiles_at(E, starts))
-        sb, pres = _soft_bits(y, s)
-        all_sb.append(sb)
-        all_pres.append(pres)
-        nblk = len(starts)
-        hyps.append((phase, 0, nblk))
-        softs.append(sb.sum(axis=0))
-        pz.append(pres.sum() / np.sqrt(nblk))
-        # blocks that look marked, whatever their phase (independently marked chunks)
-        g = np.maximum(pres - _GATE, 0.0)
-        if g.any():
-            gated += g @ sb
-            gated_w += g.sum()
-        wins = _window_list(nblk)
-        if wins:
-            cs = np.concatenate([[0.0], np.cumsum(pres)])
-            csb = np.concatenate([np.zeros((1, _N_CODED)), np.cumsum(sb, axis=0)])
-            win_cands += [((cs[b] - cs[a]) / np.sqrt(b - a), phase, a, b, csb) for a, b in wins]
-    if win_cands:
-        win_cands.sort(key=lambda c: -c[0])
-        for z, phase, a, b, csb in win_cands[:_N_WINDOWS]:
-            hyps.append((phase, a, b))
-            softs.append(csb[b] - csb[a])
-            pz.append(z)
-    gated_soft = gated if gated_w > 0 else None
-    softs = np.array(softs)
-    pz = np.array(pz)
-    coarse_bits, agree = _decode(softs)
+def _phase_grid(rows, nk: int) -> np.ndarray:
+    """Per-phase block values padded into a (phases, block slots) grid."""
+    g = np.full((len(rows), nk), -3.0)
+    for ph, r in enumerate(rows):
+        g[ph, :len(r)] = r
+    return g
 
-    # refine the most promising hypotheses (by decoding agreement and by presence) to 4 samples
+
+def _scan_phases(E: np.ndarray, last: int) -> dict:
+    """Every block phase: per-block soft bits and presence, whole-run and sliding-window sums."""
+    scan = {"hyps": [], "softs": [], "pz": [], "sb": [], "pres": [], "gated": np.zeros(_N_CODED), "gated_w": 0.0}
+    wins = []
+    for phase in range(min(_BLOCK_FINE, last + 1)):
+        starts = np.arange(phase, last + 1, _BLOCK_FINE)
+        sb, pres = _soft_bits(*_features(_tiles_at(E, starts))[:2])
+        scan["sb"].append(sb)
+        scan["pres"].append(pres)
+        scan["hyps"].append((phase, 0, len(starts)))
+        scan["softs"].append(sb.sum(axis=0))
+        scan["pz"].append(pres.sum() / np.sqrt(len(starts)))
+        g = np.maximum(pres - _GATE, 0.0)      # blocks that look marked, whatever their phase
+        if g.any():
+            scan["gated"] += g @ sb
+            scan["gated_w"] += g.sum()
+        cs = np.concatenate([[0.0], np.cumsum(pres)])
+        csb = np.concatenate([np.zeros((1, _N_CODED)), np.cumsum(sb, axis=0)])
+        wins += [((cs[b] - cs[a]) / np.sqrt(b - a), phase, a, b, csb) for a, b in _window_list(len(starts))]
+    wins.sort(key=lambda c: -c[0])
+    for z, phase, a, b, csb in wins[:_N_WINDOWS]:
+        scan["hyps"].append((phase, a, b))
+        scan["softs"].append(csb[b] - csb[a])
+        scan["pz"].append(z)
+    return scan
+
+
+def _refined(E: np.ndarray, last: int, scan: dict, agree: np.ndarray):
+    """The most promising hypotheses re-measured on a 4-sample grid, plus the any-phase sum and
+    the piecewise-constant phase path (independently marked chunks): (soft sums, their z)."""
+    pz = np.array(scan["pz"])
     pick = list(dict.fromkeys(list(np.argsort(-agree)[:_N_REFINE]) + list(np.argsort(-pz)[:4])))
-    ref_h, ref_soft, ref_z = [], [], []
+    soft, z = [], []
     for h in pick:
-        phase, a, b = hyps[h]
+        phase, a, b = scan["hyps"][h]
         starts = np.arange(phase, last + 1, _BLOCK_FINE)
         for frac in _FRACS:
-            y, s, _ = _features(_tiles_at(E, starts, frac))
-            sb, pres = _soft_bits(y, s)
-            ref_h.append(h)
-            ref_soft.append(sb[a:b].sum(axis=0))
-            ref_z.append(pres[a:b].sum() / np.sqrt(b - a))
-    if gated_soft is not None:
-        ref_soft.append(gated_soft)
-        ref_z.append(float(max(pz)))
-    # piecewise-constant sync (independently marked chunks): best phase path by presence
-    nk = max(len(p_) for p_ in all_pres)
-    grid = np.full((nph, nk), -3.0)
-    for ph, p_ in enumerate(all_pres):
-        grid[ph, :len(p_)] = p_
-    tracked = _path_soft(all_sb, _track(grid, _SWITCH), None)
+            sb, pres = _soft_bits(*_features(_tiles_at(E, starts, frac))[:2])
+            soft.append(sb[a:b].sum(axis=0))
+            z.append(pres[a:b].sum() / np.sqrt(b - a))
+    if scan["gated_w"] > 0:
+        soft.append(scan["gated"])
+        z.append(float(pz.max()))
+    nk = max(len(p) for p in scan["pres"])
+    tracked = _path_soft(scan["sb"], _track(_phase_grid(scan["pres"], nk), _SWITCH), None)
     if tracked is not None:
-        ref_soft.append(tracked)
-        ref_z.append(float(max(pz)))
-    bits, ragree = _decode(np.array(ref_soft))
-    checks = len(ref_soft)
-    order = np.argsort(-ragree)
-    for i in order:
-        if ragree[i] < _MIN_AGREEMENT:
+        soft.append(tracked)
+        z.append(float(pz.max()))
+    return np.array(soft), z
+
+
+def _first_valid(bits: np.ndarray, agree: np.ndarray, z) -> tuple | None:
+    for i in np.argsort(-agree):
+        if agree[i] < _MIN_AGREEMENT:
             break
         p = _check(bits[i])
         if p is not None:
-            return True, p, float(ref_z[i]), checks
+            return p, float(z[i])
+    return None
 
-    # Second chance: blocks from any phase that agree with a tentative decoding (a file of
-    # independently marked chunks, a mark inside unmarked audio) are pooled and decoded again.
-    # Tentative decodings (from every hypothesis) are scored by how many blocks, at any phase,
-    # agree with them; the best few are iterated: pool agreeing blocks along a phase path, decode.
-    cand = np.unique(np.concatenate([coarse_bits, bits]), axis=0)
-    codes = 1.0 - 2.0 * _conv_encode_many(cand)                 # (nseed, 124)
-    flat = np.concatenate(all_sb)
+
+def _second_chance(scan: dict, cand: np.ndarray):
+    """Blocks from any phase that agree with a tentative decoding (a file of independently marked
+    chunks, a mark inside unmarked audio), pooled along a phase path and decoded again; the best
+    few tentative decodings are iterated. Returns (payload or None, checks made)."""
+    flat = np.concatenate(scan["sb"])
     flat = flat / (np.sqrt((flat ** 2).sum(axis=1, keepdims=True)) + 1e-9)
-    offs = np.cumsum([0] + [len(sb) for sb in all_sb])
-    zall = flat @ codes.T                                       # (blocks, nseed)
+    offs = np.cumsum([0] + [len(sb) for sb in scan["sb"]])
+    nk = max(len(p) for p in scan["pres"])
+    zall = flat @ (1.0 - 2.0 * _conv_encode_many(cand)).T       # (blocks, candidates)
     quality = np.maximum(zall - 3.0, 0.0).sum(axis=0)
 
     def grid_of(z):
-        g = np.full((nph, nk), -3.0)
-        for ph in range(nph):
-            g[ph, :offs[ph + 1] - offs[ph]] = z[offs[ph]:offs[ph + 1]]
-        return g
+        return _phase_grid([z[offs[i]:offs[i + 1]] for i in range(len(offs) - 1)], nk)
 
+    checks = 0
     for si in np.argsort(-quality)[:_N_SEEDS]:
         msg, zgrid = cand[si], grid_of(zall[:, si])
         for _ in range(3):
-            soft = _path_soft(all_sb, _track(zgrid, _SWITCH), zgrid)
+            soft = _path_soft(scan["sb"], _track(zgrid, _SWITCH), zgrid)
             if soft is None:
                 break
             b2, ag = _decode(soft[None])
             checks += 1
             p = _check(b2[0]) if ag[0] >= _MIN_AGREEMENT else None
             if p is not None:
-                return True, p, float(max(pz)), checks
+                return p, checks
             if np.array_equal(b2[0], msg):
                 break
             msg = b2[0]
             zgrid = grid_of(flat @ (1.0 - 2.0 * _conv_encode(msg)))
-    return False, None, float(max(pz.max(), max(ref_z))), checks
+    return None, checks
 
 
-def detect(audio: np.ndarray, sample_rate: int) -> Detection:
-    """Any sample rate (resample internally), any length."""
-    sr = _check_rate(sample_rate)
-    x = _resample(_as_mono(audio), sr, SAMPLE_RATE)
-    if len(x) < _BLOCK + _NFFT or not np.any(x):
-        return Detection(False, 0.0, None, 0.0)
+def _detect_segment(x: np.ndarray):
+    """(payload or None, presence z, checks made) for one stretch of 22050 Hz audio; None if too short."""
+    E = _fine_band_energy(x)
+    last = len(E) - 1 - (_BLOCK_FINE - _SUB)                    # last usable block start
+    if last < 0:
+        return None
+    scan = _scan_phases(E, last)
+    coarse_bits, agree = _decode(np.array(scan["softs"]))
+    softs, z = _refined(E, last, scan, agree)
+    bits, ragree = _decode(softs)
+    hit = _first_valid(bits, ragree, z)
+    if hit is not None:
+        return hit[0], hit[1], len(softs)
+    p, more = _second_chance(scan, np.unique(np.concatenate([coarse_bits, bits]), axis=0))
+    z_best = float(max(scan["pz"])) if p is not None else float(max(max(scan["pz"]), max(z)))
+    return p, z_best, len(softs) + more
+
+
+def _detect_payload(x: np.ndarray):
+    """(payload or None, presence z, checks made) of the payload layer, long inputs in segments."""
     step = _SEGMENT - _OVERLAP
     seg_starts = [0] if len(x) <= _SEGMENT + _OVERLAP else list(range(0, len(x) - _OVERLAP, step))
     best_z, checks = -np.inf, 0
@@ -654,15 +828,153 @@ def detect(audio: np.ndarray, sample_rate: int) -> Detection:
         r = _detect_segment(x[a:a + _SEGMENT] if len(seg_starts) > 1 else x)
         if r is None:
             continue
-        found, payload, z, n = r
+        p, z, n = r
         checks += n
-        if found:
-            # chance that unmarked audio passes marker + CRC in any of the checks made
-            conf = 1.0 - min(checks * 2.0 ** -(_N_CRC + 4), 0.5)
-            return Detection(True, float(conf), payload, z)
+        if p is not None:
+            return p, z, checks
         best_z = max(best_z, z)
-    if not np.isfinite(best_z):
+    return None, best_z, checks
+
+
+# ----------------------------------------------------------------------------- detection: sync layer
+
+def _make_fine_grid():
+    """Detector's log-frequency grid (semitones above _S_LO), its weights over STFT bins, their span."""
+    u = np.arange(-_S_SHIFT - _S_STEP, _semitones(np.array(_S_HI)) + _S_SHIFT + _S_STEP, _S_DU)
+    f = _S_LO * 2.0 ** (u / 12.0)
+    width = np.maximum(f * (2.0 ** (_S_DU / 12.0) - 1.0), SAMPLE_RATE / _S_NFFT)
+    w = np.maximum(0.0, 1.0 - np.abs(_S_FREQ[None] - f[:, None]) / width[:, None])
+    w /= w.sum(axis=1, keepdims=True)
+    span = _nonzero_span(w)
+    return u, w[:, span].astype(np.float32), span
+
+
+_S_UQ, _S_FINE_W, _S_DBINS = _make_fine_grid()
+_S_SHIFTS = np.arange(-round(_S_SHIFT / _S_DU), round(_S_SHIFT / _S_DU) + 1)
+_S_NPH = _S_PERIOD * _S_PB
+_S_TEMPLATES: list = []
+
+
+def _sync_templates():
+    """Spectra (over phase) of the pattern, and of its square, at every shift: (phase freqs, shifts, grid)."""
+    if not _S_TEMPLATES:
+        ph = np.arange(_S_NPH) / _S_PB
+        ht = sum(_bump(ph[:, None] - (np.arange(_S_PERIOD)[None] + k * _S_PERIOD)) for k in (-1, 0, 1))
+        tpl = np.stack([ht @ _S_PATTERN @ _node_weights(_S_UQ - s * _S_DU).T for s in _S_SHIFTS])
+        _S_TEMPLATES.extend(np.conj(_fft.rfft(t, axis=1)).transpose(1, 0, 2).copy() for t in (tpl, tpl ** 2))
+    return _S_TEMPLATES
+
+
+def _sync_features(x: np.ndarray):
+    """Detrended log energies on the fine grid, _S_PB rows per cell, and the weights the
+    embedding rule predicts (quiet nodes carry most, silence nothing)."""
+    fr = _frames(x.astype(np.float32), 0, _S_DHOP, _S_NFFT)
+    spec = _fft.rfft(fr * _S_WIN32, axis=1)[:, _S_DBINS]
+    pw = (spec.real ** 2 + spec.imag ** 2) @ _S_FINE_W.T
+    n = len(pw) // 2
+    pw = pw[:2 * n].reshape(n, 2, -1).mean(axis=1).astype(np.float64)
+    mean = pw.mean() + 1e-30
+    logs = 10.0 * np.log10(pw + 1e-4 * mean)
+    level = uniform_filter(pw, (_S_PB, round(_S_STEP / _S_DU)), mode="nearest") / mean
+    return logs - uniform_filter(logs, _S_DETREND, mode="nearest"), _sync_weight(level)
+
+
+def _scale_grid(seconds: float) -> np.ndarray:
+    """Time scales to try: a step that drifts by at most half a cell... over the whole input."""
+    step = _S_CELL / SAMPLE_RATE / (2.0 * max(seconds, 1.0))
+    lo, hi = np.log(_S_SCALES[0]), np.log(_S_SCALES[1])
+    return np.exp(np.linspace(lo, hi, int(np.ceil((hi - lo) / step)) + 1))
+
+
+def _sync_map(x: np.ndarray):
+    """Correlation z-scores (scales, shifts, offsets) of the pattern with x, and the scales; None if too short."""
+    d, w = _sync_features(x)
+    n = len(d)
+    sd = np.sqrt(np.sum(w * d * d) / max(np.sum(w), 1e-12))
+    if n < 2 * _S_PB or sd <= 0:
+        return None
+    wd, ww = w * d, w * w
+    t, cols = np.arange(n) / _S_PB, np.arange(n)
+    scales = _scale_grid(n * _S_CELL / _S_PB / SAMPLE_RATE)
+    f1, f2 = _sync_templates()
+    out = np.empty((len(scales), len(_S_SHIFTS), _S_NPH))
+    for i, a in enumerate(scales):
+        ph = (t / a) % _S_PERIOD * _S_PB                       # phase bin each row folds into
+        i0 = np.floor(ph).astype(int)
+        fold = np.zeros((_S_NPH, n))
+        fold[i0 % _S_NPH, cols] = 1.0 - (ph - i0)
+        fold[(i0 + 1) % _S_NPH, cols] = ph - i0
+        num = np.matmul(f1, _fft.rfft(fold @ wd, axis=0)[:, :, None])[..., 0]
+        var = np.matmul(f2, _fft.rfft(fold @ ww, axis=0)[:, :, None])[..., 0]
+        num, var = _fft.irfft(num, _S_NPH, axis=0), _fft.irfft(var, _S_NPH, axis=0)
+        out[i] = (num / np.sqrt(np.maximum(var, 1e-12))).T / sd
+    return out, scales
+
+
+def _vertex(v: np.ndarray, i: int) -> float:
+    """Sub-step position of a peak at i from its neighbours (parabola)."""
+    if 0 < i < len(v) - 1:
+        den = v[i - 1] - 2 * v[i] + v[i + 1]
+        return float(np.clip(0.5 * (v[i - 1] - v[i + 1]) / den, -0.5, 0.5)) if den < 0 else 0.0
+    return 0.0
+
+
+def _sync_search(x: np.ndarray):
+    """Presence z-score (minus the allowance for several segments) and the (time scale, shift in
+    semitones) of the best alignment; (0, None) when too short."""
+    n = len(x)
+    starts = [0] if n <= _S_SEG + _S_SEG_HOP // 2 else list(range(0, n - _S_SEG + 1, _S_SEG_HOP))
+    if starts[-1] + _S_SEG < n:
+        starts.append(n - _S_SEG)
+    best, warp = -np.inf, None
+    for a in starts:
+        r = _sync_map(x[a:a + _S_SEG] if len(starts) > 1 else x)
+        if r is None:
+            continue
+        zmap, scales = r
+        med = np.median(zmap)           # robust: the mark's own side peaks do not inflate the spread
+        z = (zmap - med) / (1.4826 * np.median(np.abs(zmap - med)) + 1e-12)
+        i, j, k = np.unravel_index(np.argmax(z), z.shape)
+        if z[i, j, k] > best:
+            step = np.log(scales[1] / scales[0]) if len(scales) > 1 else 0.0
+            scale = float(scales[i] * np.exp(step * _vertex(z[:, j, k], i)))
+            best, warp = float(z[i, j, k]), (scale, float((_S_SHIFTS[j] + _vertex(z[i, :, k], j)) * _S_DU))
+    if warp is None:
+        return 0.0, None
+    return best - _S_Z_PER_DOUBLING * np.log2(len(starts)), warp
+
+
+# ----------------------------------------------------------------------------- detection
+
+def _speed_ratio(warp) -> float | None:
+    """The resampling ratio that undoes the frequency shift the sync search found (a speed change
+    if it was one; after a pitch shift the payload layer fails again, a wasted try)."""
+    shift = warp[1]                 # the time scale is known less precisely: not used
+    return None if abs(shift) < _S_MIN_SHIFT else float(2.0 ** (shift / 12.0))
+
+
+def detect(audio: np.ndarray, sample_rate: int) -> Detection:
+    """Any sample rate (resampled internally), any length (shorter than 0.35 s: never found)."""
+    sr = _check_rate(sample_rate)
+    x = _resample(_as_mono(audio), sr, SAMPLE_RATE)
+    if len(x) < _BLOCK + _NFFT or not np.any(x):
         return Detection(False, 0.0, None, 0.0)
-    # no valid payload: presence evidence alone, capped below one half
-    conf = 0.5 / (1.0 + np.exp(-(best_z - 6.0)))
-    return Detection(False, float(conf), None, best_z)
+    payload, z_qim, checks = _detect_payload(x)
+    if payload is not None:
+        return Detection(True, _payload_confidence(checks), payload, z_qim)
+    z, warp = _sync_search(x)
+    ratio = _speed_ratio(warp) if warp is not None and z >= _S_Z_TRY else None
+    if ratio is not None:                # resample back and read the payload after all
+        payload, _, more = _detect_payload(_stretch(x, ratio))
+        if payload is not None:
+            return Detection(True, _payload_confidence(checks + more), payload, z)
+    return Detection(bool(z >= _S_Z), _presence_confidence(z), None, z)
+
+
+def _payload_confidence(checks: int) -> float:
+    """1 - the chance that unmarked audio passes marker + CRC in any of the checks made."""
+    return float(1.0 - min(checks * 2.0 ** -(_N_CRC + 4), 0.5))
+
+
+def _presence_confidence(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-2.0 * (z - _S_Z))))
