@@ -391,3 +391,14 @@ def test_import_is_light():
     code = "import sys, voicefake.watermark; print(sorted(m for m in ('torch', 'onnxruntime', 'librosa') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_only_a_speed_change_is_undone_and_a_warped_payload_is_not_trusted():
+    """A frequency shift is undone (to read the payload) only with the time scale of a speed change;
+    a payload read at low presence while the sync layer sees a warp came from chance, not the mark."""
+    faster = 1.05
+    assert wm._speed_ratio((1 / faster, 12 * np.log2(faster))) == pytest.approx(faster)
+    assert wm._speed_ratio((1.0, 2.0)) is None  # pitch shift: time unchanged
+    assert wm._speed_ratio((1 / faster, 0.0)) is None  # stretch: no frequency shift
+    assert wm._warped(wm._S_Z + 1, (1 / 1.10, 0.0)) and wm._warped(wm._S_Z + 1, (1.0, 1.0))
+    assert not wm._warped(wm._S_Z + 1, (1.0, 0.0)) and not wm._warped(wm._S_Z - 1, (1 / 1.10, 0.0))

@@ -97,6 +97,12 @@ _S_Z = 6.0                   # presence threshold on the z-score: unmarked speec
 #                              pieces x 4 edits, largest 5.4), ten times under the 0.1 % allowed
 _S_Z_TRY = 5.0               # above this, a frequency shift found is undone and the payload retried
 _S_MIN_SHIFT = 0.25          # semitones: a smaller shift found is not worth undoing
+_S_SPEED_MATCH = 0.05        # octaves: |log2(time scale) + shift / 12| of a speed change (measured
+#                              0.00-0.07; a pitch shift of 1-2 semitones 0.05-0.19): only those are undone
+_S_SCALE_PRECISION = 0.035   # octaves: how well the time scale is found (stretch 1.05: +-0.035)
+_TRUST_Z = 3.0               # a payload read at a lower presence z is checked against the sync layer:
+#                              after a stretch, marker + CRC once passed by chance at z 0.6 (legit
+#                              payloads: z >= 5.4 after codecs and crops, 1.5 under 20 dB of noise)
 _S_SEG = 12 * SAMPLE_RATE    # longer inputs are searched in segments ...
 _S_SEG_HOP = 10 * SAMPLE_RATE
 _S_Z_PER_DOUBLING = 0.3      # ... with the threshold raised per doubling of their number
@@ -952,10 +958,17 @@ def _sync_search(x: np.ndarray):
 # ----------------------------------------------------------------------------- detection
 
 def _speed_ratio(warp) -> float | None:
-    """The resampling ratio that undoes the frequency shift the sync search found (a speed change
-    if it was one; after a pitch shift the payload layer fails again, a wasted try)."""
-    shift = warp[1]                 # the time scale is known less precisely: not used
-    return None if abs(shift) < _S_MIN_SHIFT else float(2.0 ** (shift / 12.0))
+    """The resampling ratio that undoes a speed change the sync search found: a frequency shift with
+    the time scale that goes with it (a pitch shift or a stretch is not undone: no payload survives it)."""
+    scale, shift = warp
+    if abs(shift) < _S_MIN_SHIFT or abs(np.log2(scale) + shift / 12.0) > _S_SPEED_MATCH:
+        return None
+    return float(2.0 ** (shift / 12.0))
+
+
+def _warped(z: float, warp) -> bool:
+    """Does the sync layer see the time or frequency axis moved (so no payload can be read as it is)?"""
+    return z >= _S_Z and warp is not None and (abs(np.log2(warp[0])) > _S_SCALE_PRECISION or abs(warp[1]) >= _S_MIN_SHIFT)
 
 
 def detect(audio: np.ndarray, sample_rate: int) -> Detection:
@@ -965,13 +978,15 @@ def detect(audio: np.ndarray, sample_rate: int) -> Detection:
     if len(x) < _BLOCK + _NFFT or not np.any(x):
         return Detection(False, 0.0, None, 0.0)
     payload, z_qim, checks = _detect_payload(x)
-    if payload is not None:
+    if payload is not None and z_qim >= _TRUST_Z:
         return Detection(True, _payload_confidence(checks), payload, z_qim)
     z, warp = _sync_search(x)
+    if payload is not None and not _warped(z, warp):
+        return Detection(True, _payload_confidence(checks), payload, z_qim)
     ratio = _speed_ratio(warp) if warp is not None and z >= _S_Z_TRY else None
     if ratio is not None:                # resample back and read the payload after all
-        payload, _, more = _detect_payload(_stretch(x, ratio))
-        if payload is not None:
+        payload, z_qim, more = _detect_payload(_stretch(x, ratio))
+        if payload is not None and z_qim >= _TRUST_Z:
             return Detection(True, _payload_confidence(checks + more), payload, z)
     return Detection(bool(z >= _S_Z), _presence_confidence(z), None, z)
 
