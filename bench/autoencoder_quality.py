@@ -13,13 +13,11 @@ A clone cannot sound better than the latents it is trained on.
 import argparse
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from clone_quality import SENTENCES, SHARED, split
 
 from voicefake import naturalness, speaker
-from voicefake.audio import SAMPLE_RATE
+from voicefake.audio import SAMPLE_RATE, read_audio
 from voicefake.clone import load_base
 from voicefake.train import spectrogram
 from voicefake.voice import load_voice
@@ -53,10 +51,7 @@ def main() -> None:
     report("base voice (distillation data)", model, own, base_d_vector)
     for name in args.speakers:
         _, references = split(name, 5.0)
-        clips = []
-        for row in references[: args.clips]:
-            audio, rate = sf.read(SHARED / name / row[0], dtype="float32")
-            clips.append(soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32) if rate != SAMPLE_RATE else audio)
+        clips = [read_audio(SHARED / name / row[0], SAMPLE_RATE)[0] for row in references[: args.clips]]
         d_vector = torch.from_numpy(np.mean([speaker.embed(c, SAMPLE_RATE) for c in clips], axis=0))
         report(name, model, clips, d_vector)
 

@@ -35,7 +35,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 from scipy.signal import butter, fftconvolve, sosfilt
 
@@ -50,6 +49,7 @@ CLIP_AT = 0.5                # of the peak: the recorder clips
 CODEC_RATE = 64000
 
 from voicefake import watermark as wm
+from voicefake.audio import read_audio
 
 # ----------------------------------------------------------------------------- transforms
 
@@ -170,11 +170,7 @@ def real_pieces(rng, min_s=3.0, max_s=10.0):
     """All of ../shared/data/speech, per corpus concatenated in file order, cut into 3-10 s pieces (22050 Hz)."""
     pieces = []
     for corpus in sorted(p for p in SPEECH.iterdir() if (p / "wavs").is_dir()):
-        audio = []
-        for f in sorted((corpus / "wavs").glob("*.flac")):
-            a, sr = sf.read(f, dtype="float32", always_2d=True)
-            audio.append(soxr.resample(a.mean(axis=1), sr, SR) if sr != SR else a.mean(axis=1))
-        x = np.concatenate(audio)
+        x = np.concatenate([read_audio(f, SR)[0] for f in sorted((corpus / "wavs").glob("*.flac"))])
         pos = 0
         while len(x) - pos >= min_s * SR:
             n = int(rng.uniform(min_s, max_s) * SR)

@@ -42,7 +42,7 @@ class MarkReport:
         from .voice import list_voices
 
         report = cls(bool(detection.found), round(float(detection.confidence), 4))
-        report.payload_unreadable = bool(getattr(detection, "payload_unreadable", False))
+        report.payload_unreadable = detection.payload_unreadable
         if detection.payload is not None:
             names = {watermark.voice_hash(v.name): v.name for v in list_voices()}
             names.setdefault(watermark.voice_hash("lipsync"), "lipsync")
@@ -88,7 +88,7 @@ class FileReport:
         for kind, mark in (("audio", self.audio), ("video", self.video)):
             if mark is None:
                 continue
-            if mark.found and mark.voice_hash is None:
+            if mark.payload_unreadable:
                 lines.append(f"{kind} watermark: voicefake output, payload unreadable (confidence {mark.confidence:.4f})")
             elif mark.found:
                 voice = mark.voice or f"unknown voice (hash {mark.voice_hash:04x})"

@@ -31,6 +31,7 @@ Two layers share one energy budget (SNR >= 30 dB against the unmarked audio); nu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -181,19 +182,20 @@ class Detection:
     payload: Payload | None
     score: float             # presence z-score: the sync layer's when it was searched (unmarked
     #                          speech: about 3-5.5, threshold 6.0), else the payload layer's
-    payload_unreadable: bool | None = None  # found, but no payload: "present, payload unreadable"
-    #                                         (None: derived from found and payload)
 
-    def __post_init__(self):
-        if self.payload_unreadable is None:
-            self.payload_unreadable = bool(self.found and self.payload is None)
+    @property
+    def payload_unreadable(self) -> bool:
+        """Found (the sync pattern alone), but no payload: "present, payload unreadable"."""
+        return bool(self.found and self.payload is None)
 
     @property
     def verdict(self) -> str:
         """'marked', 'present, payload unreadable' or 'not marked'."""
         if not self.found:
             return "not marked"
-        return "present, payload unreadable" if self.payload is None else "marked"
+        return "present, payload unreadable" if self.payload_unreadable else "marked"
+
+
 # ----------------------------------------------------------------------------- keyed layout
 
 def _keyed_rng(tag: str) -> np.random.Generator:
@@ -863,17 +865,15 @@ def _make_fine_grid():
 _S_UQ, _S_FINE_W, _S_DBINS = _make_fine_grid()
 _S_SHIFTS = np.arange(-round(_S_SHIFT / _S_DU), round(_S_SHIFT / _S_DU) + 1)
 _S_NPH = _S_PERIOD * _S_PB
-_S_TEMPLATES: list = []
 
 
+@functools.lru_cache(maxsize=1)
 def _sync_templates():
     """Spectra (over phase) of the pattern, and of its square, at every shift: (phase freqs, shifts, grid)."""
-    if not _S_TEMPLATES:
-        ph = np.arange(_S_NPH) / _S_PB
-        ht = sum(_bump(ph[:, None] - (np.arange(_S_PERIOD)[None] + k * _S_PERIOD)) for k in (-1, 0, 1))
-        tpl = np.stack([ht @ _S_PATTERN @ _node_weights(_S_UQ - s * _S_DU).T for s in _S_SHIFTS])
-        _S_TEMPLATES.extend(np.conj(_fft.rfft(t, axis=1)).transpose(1, 0, 2).copy() for t in (tpl, tpl ** 2))
-    return _S_TEMPLATES
+    ph = np.arange(_S_NPH) / _S_PB
+    ht = sum(_bump(ph[:, None] - (np.arange(_S_PERIOD)[None] + k * _S_PERIOD)) for k in (-1, 0, 1))
+    tpl = np.stack([ht @ _S_PATTERN @ _node_weights(_S_UQ - s * _S_DU).T for s in _S_SHIFTS])
+    return tuple(np.conj(_fft.rfft(t, axis=1)).transpose(1, 0, 2).copy() for t in (tpl, tpl ** 2))
 
 
 def _sync_features(x: np.ndarray):
