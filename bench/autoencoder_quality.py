@@ -16,11 +16,13 @@ import numpy as np
 import torch
 from clone_quality import SENTENCES, SHARED, split
 
-from voicefake import naturalness, speaker
-from voicefake.audio import SAMPLE_RATE, read_audio
-from voicefake.clone import load_base
-from voicefake.train import spectrogram
-from voicefake.voice import load_voice
+from voicefake import speaker
+from voicefake.config import SAMPLE_RATE
+from voicefake.io.audio import read_audio
+from voicefake.tts import naturalness
+from voicefake.tts.clone import load_base
+from voicefake.tts.train import spectrogram
+from voicefake.tts.voice import load_voice
 
 
 @torch.no_grad()

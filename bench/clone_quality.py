@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from voicefake import naturalness, speaker
-from voicefake.clone import clone_from_dataset
-from voicefake.transcribe import HARVARD_SENTENCES, transcribe, word_error_rate
-from voicefake.voice import Voice, VoiceInfo, load_voice
+from voicefake import speaker
+from voicefake.asr import HARVARD_SENTENCES, transcribe, word_error_rate
+from voicefake.tts import naturalness
+from voicefake.tts.clone import clone_from_dataset
+from voicefake.tts.voice import Voice, VoiceInfo, load_voice
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "speech"

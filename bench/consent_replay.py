@@ -58,8 +58,8 @@ def main():
     import soxr
 
     import voicefake
-    from voicefake import fingerprint as fp
-    from voicefake.transcribe import HARVARD_SENTENCES
+    from voicefake.asr import HARVARD_SENTENCES
+    from voicefake.enroll import fingerprint as fp
 
     rng = np.random.default_rng(0)
     allison, russian = rows("allison_en"), rows("ivrvoice_ru")

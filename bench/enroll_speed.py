@@ -57,7 +57,7 @@ def unmarked_joe(texts, rate=16000):
     from piper.config import SynthesisConfig
 
     import voicefake
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     voice = voicefake.load_voice("joe")
     out = []
@@ -119,8 +119,8 @@ def mixed_case(minutes, seed=0):
     import importlib
 
     import voicefake
-    from voicefake.enroll import voice_folder
-    from voicefake.transcribe import HARVARD_SENTENCES
+    from voicefake.asr import HARVARD_SENTENCES
+    from voicefake.config import voice_folder
 
     enrollment = importlib.import_module("voicefake.enroll")  # the package attribute `enroll` is the function
 
@@ -173,10 +173,11 @@ def main():
         sys.exit(f"bench needs the real recordings in {SPEECH}")
     os.environ["VOICEFAKE_HOME"] = tempfile.mkdtemp(prefix="voicefake-bench-")
     import voicefake
-    from voicefake import consent as consents
-    from voicefake import speech
-    from voicefake.enroll import _consent_audio, voice_folder
-    from voicefake.transcribe import word_error_rate
+    from voicefake.asr import word_error_rate
+    from voicefake.config import voice_folder
+    from voicefake.enroll import consent as consents
+    from voicefake.enroll import speech
+    from voicefake.enroll.enrollment import _consent_audio
 
     print(f"machine: {os.cpu_count()} cores, load average before start {os.getloadavg()[0]:.1f}\n")
     if args.mixed_minutes:

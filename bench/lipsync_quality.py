@@ -82,7 +82,7 @@ def run_child(face: Path, speech: Path, out: Path) -> dict:
 def decode(path: Path) -> list[np.ndarray]:
     import av
 
-    from voicefake.video import to_bgr
+    from voicefake.io.video import to_bgr
 
     with av.open(str(path)) as container:
         return [to_bgr(f) for f in container.decode(video=0)]
@@ -92,7 +92,7 @@ def input_frames(face: Path, count: int) -> list[np.ndarray]:
     """The input frames in the order the output shows them (trimmed or played back and forth)."""
     import cv2
 
-    from voicefake.video import ping_pong
+    from voicefake.io.video import ping_pong
 
     if face.suffix.lower() == ".png":
         return [cv2.imread(str(face))] * count
@@ -102,7 +102,7 @@ def input_frames(face: Path, count: int) -> list[np.ndarray]:
 
 
 def landmarks(frame: np.ndarray) -> np.ndarray | None:
-    from voicefake.face import detect_faces
+    from voicefake.lipsync.face import detect_faces
 
     faces = detect_faces(frame, upsample=0) or detect_faces(frame, upsample=1)
     return faces[0] if faces else None
@@ -136,8 +136,8 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate: int) -> dict:
     import cv2
 
-    from voicefake.face import mouth_opening
-    from voicefake.visemes import track_from_audio
+    from voicefake.lipsync.face import mouth_opening
+    from voicefake.lipsync.visemes import track_from_audio
 
     outputs = decode(out)
     inputs = input_frames(face, len(outputs))
@@ -242,7 +242,7 @@ def face_outside_lower_face(p_in: np.ndarray, p_out: np.ndarray, shape, face_onl
     With face_only=False: the whole frame less the lower face (neck, hair and background count too)."""
     import cv2
 
-    from voicefake.face import interocular
+    from voicefake.lipsync.face import interocular
 
     mask = np.zeros(shape, np.uint8)
     if face_only:
@@ -259,7 +259,7 @@ def label_area(shape) -> np.ndarray:
     """Where the visible 'AI-generated' label goes (a wanted change), grown by a few pixels."""
     import cv2
 
-    from voicefake.lipsync import draw_label
+    from voicefake.lipsync.pipeline import draw_label
 
     marked = draw_label(np.full((*shape, 3), 255, np.uint8)).min(axis=2) < 255
     return cv2.dilate(marked.astype(np.uint8), np.ones((21, 21), np.uint8)) > 0
@@ -278,7 +278,7 @@ def reencode(frame: np.ndarray) -> np.ndarray:
     """`frame` after a round trip through the output encoder (H.264 CRF 14, as lipsync writes)."""
     import tempfile
 
-    from voicefake.video import VideoWriter
+    from voicefake.io.video import VideoWriter
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "one.mp4"

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime
 
 import voicefake
-from voicefake.transcribe import HARVARD_SENTENCES, transcribe, word_error_rate
+from voicefake.asr import HARVARD_SENTENCES, transcribe, word_error_rate
 
 REPEATS = 3
 SENTENCES = HARVARD_SENTENCES[:10]

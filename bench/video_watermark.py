@@ -19,8 +19,8 @@ import av
 import cv2
 import numpy as np
 
-from voicefake import videomark
-from voicefake.watermark import Payload
+from voicefake.provenance import videomark
+from voicefake.provenance.watermark import Payload
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 SEGMENT = 50  # frames: 2 s at 25 fps

@@ -48,8 +48,8 @@ ROOM_SNR = 20.0              # dB, pink room noise
 CLIP_AT = 0.5                # of the peak: the recorder clips
 CODEC_RATE = 64000
 
-from voicefake import watermark as wm
-from voicefake.audio import read_audio
+from voicefake.io.audio import read_audio
+from voicefake.provenance import watermark as wm
 
 # ----------------------------------------------------------------------------- transforms
 
@@ -182,7 +182,7 @@ def real_pieces(rng, min_s=3.0, max_s=10.0):
 def synth_clips(n: int, rng):
     """n clips of 3-10 s, each the list of its sentence chunks (joe voice, unmarked: the raw graph)."""
     from voicefake import load_voice
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     voice = load_voice("joe")
     with open(SPEECH / "allison_en" / "metadata.csv", encoding="utf-8") as f:

@@ -11,7 +11,7 @@ import argparse
 
 from tqdm import tqdm
 
-from voicefake.clone import PRETRAINED, BASE_FILE, build_base
+from voicefake.tts.clone import BASE_FILE, PRETRAINED, build_base
 
 
 def main() -> None:

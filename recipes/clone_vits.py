@@ -15,8 +15,8 @@ import sys
 
 import torch
 
-from voicefake.clone import clone_from_dataset
 from voicefake.errors import VoicefakeError
+from voicefake.tts.clone import clone_from_dataset
 
 
 def main() -> int:

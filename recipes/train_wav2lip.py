@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from voicefake.wav2lip import (  # noqa: E402
+from voicefake.lipsync.wav2lip import (  # noqa: E402
     AUDIO_RATE,
     IMG_SIZE,
     MEL_FPS,
@@ -56,9 +56,9 @@ def prepare(source: Path, data: Path) -> None:
     import soundfile as sf
     from tqdm import tqdm
 
-    from voicefake.face import FaceTracker
-    from voicefake.media import read_media
-    from voicefake.video import iter_frames, open_face_media
+    from voicefake.io.media import read_media
+    from voicefake.io.video import iter_frames, open_face_media
+    from voicefake.lipsync.face import FaceTracker
 
     videos = sorted(p for p in source.rglob("*") if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm", ".avi"})
     for video in tqdm(videos, desc="preparing", unit="clip"):

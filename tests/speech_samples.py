@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicefake.transcribe import HARVARD_SENTENCES
+from voicefake.asr import HARVARD_SENTENCES
+from voicefake.config import NOISE_SCALE
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SPEECH = SHARED / "data" / "speech"
@@ -19,14 +20,14 @@ SPEECH = SHARED / "data" / "speech"
 SENTENCES = HARVARD_SENTENCES[:12]
 
 
-def speak(voice, text: str, noise: float = 0.667, marked: bool = False, speed: float = 1.0) -> np.ndarray:
+def speak(voice, text: str, noise: float = NOISE_SCALE, marked: bool = False, speed: float = 1.0) -> np.ndarray:
     """The bundled voice reading `text`, 22.05 kHz float32: standing in for a person, so without
     voicefake's watermark (enrollment refuses marked speech) unless `marked`."""
     if marked:
         return np.concatenate([c.audio for c in voice.synthesize(text, speed=speed, noise=noise)])
     from piper.config import SynthesisConfig
 
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     config = SynthesisConfig(length_scale=voice.pace / speed, noise_scale=noise, noise_w_scale=0.8)
     parts = []
@@ -114,7 +115,7 @@ def real_clips(
 
 def join(paths: list[Path], rate: int, gap: float = 1.0) -> np.ndarray:
     """Clips read at `rate` and joined with `gap` s of silence."""
-    from voicefake.media import read_media
+    from voicefake.io.media import read_media
 
     parts = []
     for path in paths:

@@ -10,14 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-
 from speech_samples import SENTENCES, speak, write
 from test_lipsync import draw_face
 
 
 @pytest.fixture(scope="module")
 def server():
-    import app
+    from voicefake.app import ui as app
 
     running = app.serve(port=None, prevent_thread_lock=True, quiet=True)
     yield running
@@ -96,9 +95,10 @@ def test_detect_tells_voicefake_speech_from_other_audio(client, tmp_path):
 
 
 def test_uploads_are_checked_for_type_length_and_origin(client, server, tmp_path, monkeypatch):
-    import app
     import gradio as gr
     from gradio_client.exceptions import AppError
+
+    from voicefake.app import ui as app
 
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
@@ -115,11 +115,11 @@ def test_uploads_are_checked_for_type_length_and_origin(client, server, tmp_path
         client.predict({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, api_name="/detect")
     with pytest.raises(gr.Error, match="not a file uploaded to this page"):
         app.checked_upload("/etc/hostname", "a file", {""})
-    assert app.WORK_DIR.stat().st_mode & 0o077 == 0  # uploads and outputs: this user only
+    assert app.work_dir().stat().st_mode & 0o077 == 0  # uploads and outputs: this user only
 
 
 def test_a_job_whose_process_died_is_shown_as_interrupted():
-    from voicefake import jobs
+    from voicefake.app import jobs
     from voicefake.errors import VoicefakeError
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -195,8 +195,8 @@ def test_enroll_with_consent_then_clone_cancel_and_resume(client, voice, tmp_pat
 def test_clone_refuses_voices_without_verified_consent(client, voice, tmp_path):
     from gradio_client.exceptions import AppError
 
-    from voicefake.consent import DeclaredLicence
-    from voicefake.enroll import enroll
+    from voicefake.enroll.consent import DeclaredLicence
+    from voicefake.enroll.enrollment import enroll
 
     with pytest.raises(AppError, match="not enrolled"):
         client.predict("nobody", 30, 1, False, api_name="/clone")

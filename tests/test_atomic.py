@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from voicefake import train
-from voicefake.atomic import atomic_output, output_error
 from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import atomic_output, output_error
+from voicefake.tts import train
 
 
 @pytest.fixture
@@ -83,9 +83,9 @@ def test_unwritable_places_are_one_line_errors(tmp_path):
 
 
 def test_private_files_stay_private_under_a_permissive_umask(umask):
-    from voicefake import provenance
-    from voicefake.consent import issue_challenge
-    from voicefake.voice import voicefake_home
+    from voicefake.config import voicefake_home
+    from voicefake.enroll.consent import issue_challenge
+    from voicefake.provenance import manifest as provenance
 
     umask(0o000)
     challenge = issue_challenge("ann")

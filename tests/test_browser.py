@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from speech_samples import SENTENCES, speak, write
 from test_lipsync import draw_face
 
@@ -40,7 +39,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page(browser):
-    import app
+    from voicefake.app import ui as app
 
     server = app.serve(port=None, prevent_thread_lock=True, quiet=True)
     browser.get(server.local_url)

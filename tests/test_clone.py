@@ -7,14 +7,13 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from speech_samples import SENTENCES, speak
 
 import voicefake
-from voicefake.clone import clone_voice, export_voice
-from voicefake.consent import DeclaredLicence
-from voicefake.enroll import enroll
+from voicefake.enroll.consent import DeclaredLicence
+from voicefake.enroll.enrollment import enroll
 from voicefake.errors import VoicefakeError
-
-from speech_samples import SENTENCES, speak
+from voicefake.tts.clone import clone_voice, export_voice
 
 
 def run(*args):
@@ -91,7 +90,7 @@ def verified_source(tmp_path_factory, voice, model_cache):
     about 80 s of speech (12 sentences, each clip two of them), in a home of its own."""
     import shutil
 
-    from voicefake.consent import issue_challenge
+    from voicefake.enroll.consent import issue_challenge
 
     home = tmp_path_factory.mktemp("verified-home")
     clips = tmp_path_factory.mktemp("verified-clips")
@@ -119,7 +118,7 @@ def verified_voice(verified_source):
     """"ann", copied into this test's own $VOICEFAKE_HOME."""
     import shutil
 
-    target = voicefake.voice.voicefake_home() / "voices" / "ann"
+    target = voicefake.config.voicefake_home() / "voices" / "ann"
     shutil.copytree(verified_source, target)
     return target
 

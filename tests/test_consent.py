@@ -8,14 +8,18 @@ import time
 
 import numpy as np
 import pytest
+from speech_samples import SENTENCES, join, real_clips, speak, write
 
 import voicefake
-from voicefake import consent as consents
-from voicefake.consent import DeclaredLicence, find_challenge, issue_challenge, require_consent
-from voicefake.enroll import ConsentRefused, enroll
+from voicefake.enroll import consent as consents
+from voicefake.enroll.consent import (
+    DeclaredLicence,
+    find_challenge,
+    issue_challenge,
+    require_consent,
+)
+from voicefake.enroll.enrollment import ConsentRefused, enroll
 from voicefake.errors import VoicefakeError
-
-from speech_samples import SENTENCES, join, real_clips, speak, write
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def joe_clips(tmp_path_factory, voice):
 
 
 def nothing_written(name):
-    voices = voicefake.voice.voicefake_home() / "voices"
+    voices = voicefake.config.voicefake_home() / "voices"
     staging = voices / ".staging"
     return not (voices / name).exists() and (not staging.exists() or not list(staging.iterdir()))
 
@@ -96,7 +100,7 @@ def test_verified_consent_is_recorded_and_the_challenge_works_once(tmp_path, voi
     record = require_consent("ann")
     assert record["verified"] and record["passed"] and record["phrase_checked"]
     assert record["scores"]["speaker_similarity"] >= consents.SPEAKER_THRESHOLD
-    assert (voicefake.voice.voicefake_home() / "voices/ann/consent/recording.flac").is_file()
+    assert (voicefake.config.voicefake_home() / "voices/ann/consent/recording.flac").is_file()
     with pytest.raises(VoicefakeError, match="already used"):
         find_challenge("ann", challenge.id)
 
@@ -112,7 +116,7 @@ def test_refused_consent_says_why_and_writes_nothing(tmp_path, voice, joe_clips,
         text = challenge.text.replace("I agree", "I do not agree")
         expected = "'not'"
     elif case == "expired":
-        path = voicefake.voice.voicefake_home() / "challenges" / f"{challenge.id}.json"
+        path = voicefake.config.voicefake_home() / "challenges" / f"{challenge.id}.json"
         data = json.loads(path.read_text())
         data["expires"] = time.time() - 1
         path.write_text(json.dumps(data))

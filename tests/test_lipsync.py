@@ -13,10 +13,15 @@ import pytest
 
 import voicefake
 from voicefake import VoicefakeError
-from voicefake.face import TEMPLATE_68, detect_faces, mouth_opening
-from voicefake.lipsync import lipsync
-from voicefake.video import to_bgr
-from voicefake.visemes import LEAD_S, PhonemeTiming, track_from_audio, track_from_phonemes
+from voicefake.io.video import to_bgr
+from voicefake.lipsync.face import TEMPLATE_68, detect_faces, mouth_opening
+from voicefake.lipsync.pipeline import lipsync
+from voicefake.lipsync.visemes import (
+    LEAD_S,
+    PhonemeTiming,
+    track_from_audio,
+    track_from_phonemes,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RATE = 22050
@@ -382,7 +387,7 @@ def test_shared_portrait(tmp_path, voice):
     assert len(frames) == report.frames == round(sum(c.duration for c in chunks) * 25)
     assert frames[0].shape == (512, 512, 3) and codec == "aac"
     measured = openings(frames)
-    track = track_from_phonemes(voicefake.visemes.timings_from_chunks(chunks), 25, len(frames))
+    track = track_from_phonemes(voicefake.lipsync.visemes.timings_from_chunks(chunks), 25, len(frames))
     assert np.corrcoef(measured, track.opening)[0, 1] > 0.7
     original = cv2.imread(str(portrait)).astype(float)
     eyes = (slice(80, 115), slice(180, 270))  # the upper face is left alone: codec and invisible mark only
@@ -397,7 +402,7 @@ def random_wav2lip(tmp_path_factory):
     """A randomly initialised generator and its checkpoint, saved as the official training code does."""
     import torch
 
-    from voicefake.wav2lip import Wav2Lip, save_checkpoint
+    from voicefake.lipsync.wav2lip import Wav2Lip, save_checkpoint
 
     torch.manual_seed(0)
     model = Wav2Lip().eval()
@@ -409,7 +414,12 @@ def random_wav2lip(tmp_path_factory):
 def test_wav2lip_official_checkpoint_round_trip(random_wav2lip, tmp_path):
     import torch
 
-    from voicefake.wav2lip import SyncNet, Wav2Lip, load_checkpoint, save_checkpoint
+    from voicefake.lipsync.wav2lip import (
+        SyncNet,
+        Wav2Lip,
+        load_checkpoint,
+        save_checkpoint,
+    )
 
     model, path = random_wav2lip
     saved = torch.load(path, weights_only=True)
@@ -468,7 +478,7 @@ def test_wav2lip_weights_in_pretrained_are_picked_automatically(random_wav2lip, 
 
 
 def test_wav2lip_engine_without_weights_says_what_to_do(face_png, tmp_path):
-    from voicefake.lipsync import find_wav2lip_weights
+    from voicefake.lipsync.pipeline import find_wav2lip_weights
 
     if find_wav2lip_weights() is not None:
         pytest.skip("Wav2Lip weights are installed here")
@@ -482,8 +492,8 @@ def test_training_recipe_prepares_lrs2_style_data(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
     import train_wav2lip as recipe
 
-    from voicefake.video import VideoWriter
-    from voicefake.wav2lip import SyncNet
+    from voicefake.io.video import VideoWriter
+    from voicefake.lipsync.wav2lip import SyncNet
 
     clip = tmp_path / "main" / "speaker1" / "00001.mp4"
     clip.parent.mkdir(parents=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from voicefake.model import load_vits, vits_synthesize
+from voicefake.tts.model import load_vits, vits_synthesize
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def test_only_the_training_parts_are_missing(vits):
 
 @pytest.mark.parametrize("text", ["The quick brown fox jumps over the lazy dog.", "Numbers like 42, and a question?"])
 def test_pytorch_and_onnx_engines_agree(voice, vits, text):
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     (sentence,) = text_to_sentences(text, voice.phoneme_id_map)
     from piper.config import SynthesisConfig

@@ -7,12 +7,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from test_lipsync import draw_face
 
 import voicefake
-from voicefake import watermark
-from voicefake.media import read_media
-
-from test_lipsync import draw_face
+from voicefake.io.media import read_media
+from voicefake.provenance import watermark
 
 
 def run(*args):
@@ -44,7 +43,7 @@ def test_cli_say_output_is_detected_by_cli_detect(tmp_path, ext):
 def test_detect_says_no_for_unmarked_audio_and_errors_for_bad_files(tmp_path, voice):
     import soundfile as sf
 
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     (sentence,) = text_to_sentences("Raw speech straight from the graph.", voice.phoneme_id_map)
     raw = np.asarray(voice.piper.phoneme_ids_to_audio(sentence.phoneme_ids)).reshape(-1)
@@ -58,7 +57,7 @@ def test_detect_says_no_for_unmarked_audio_and_errors_for_bad_files(tmp_path, vo
 
 
 def test_app_speech_is_marked():
-    import app
+    from voicefake.app import ui as app
 
     class Silent:  # gr.Progress outside a request
         def tqdm(self, iterable, **_):
@@ -71,7 +70,7 @@ def test_app_speech_is_marked():
 def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), draw_face())
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     (sentence,) = text_to_sentences("Speech that came from somewhere else, recorded on another day, in another room.",
                                     voice.phoneme_id_map)  # > 3 s, the length the mark is specified for
@@ -85,7 +84,7 @@ def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
     voicefake.speak_video(str(face), text, str(out2), voice="joe", progress=False)
     found = detect_file(out2)
     assert found.found and found.payload.voice_hash == watermark.voice_hash("joe")
-    from voicefake.detect import detect_file as detect_everything
+    from voicefake.provenance.detect import detect_file as detect_everything
 
     for video, voice_name in ((out, "lipsync"), (out2, "joe")):  # the frames carry the soundtrack's payload
         report = detect_everything(video)

@@ -12,7 +12,7 @@ from test_lipsync import RATE, SHARED, draw_face, make_video, vowel
 import voicefake
 from voicefake import VoicefakeError
 from voicefake.cli import main
-from voicefake.lipsync import lipsync
+from voicefake.lipsync.pipeline import lipsync
 
 
 class RunsCode:
@@ -55,7 +55,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_weights_planted_in_the_current_folder_are_never_loaded(face_png, tmp_path, monkeypatch):
-    from voicefake.lipsync import find_wav2lip_weights, pretrained_dirs
+    from voicefake.lipsync.pipeline import find_wav2lip_weights, pretrained_dirs
 
     work, marker = tmp_path / "work", tmp_path / "ran"
     plant(work / "pretrained" / "wav2lip.pth", marker)
@@ -78,7 +78,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(command, face_png, speech, 
     assert status == 2
     assert "is not a plain state-dict checkpoint" in one_error_line(capsys)
     assert not marker.exists() and not (tmp_path / "out.mp4").exists()
-    from voicefake.wav2lip import load_checkpoint
+    from voicefake.lipsync.wav2lip import load_checkpoint
 
     with pytest.raises(VoicefakeError, match="not a plain state-dict checkpoint"):
         load_checkpoint(weights)  # the API too
@@ -88,7 +88,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(command, face_png, speech, 
 def test_a_state_dict_checkpoint_given_with_weights_is_used(face_png, speech, tmp_path, capsys):
     import torch
 
-    from voicefake.wav2lip import Wav2Lip, save_checkpoint
+    from voicefake.lipsync.wav2lip import Wav2Lip, save_checkpoint
 
     torch.manual_seed(0)
     weights = tmp_path / "mine" / "generator.pth"  # any name, any folder: the user named it
@@ -112,7 +112,7 @@ def reference_gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
 
 @pytest.mark.parametrize("n", range(1, 9))
 def test_smoothing_works_on_runs_of_any_length(n):
-    from voicefake.face import TEMPLATE_68, _gaussian_filter, smooth_track
+    from voicefake.lipsync.face import TEMPLATE_68, _gaussian_filter, smooth_track
 
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, 6))
@@ -148,7 +148,7 @@ def test_an_upside_down_real_clip_does_not_crash(flip, tmp_path):
     """Upside down, the detector finds the face in a few scattered frames only (runs of 4-5 here)."""
     import av
 
-    from voicefake.video import to_bgr
+    from voicefake.io.video import to_bgr
 
     clip = SHARED / "data" / "faces" / "WolfgangLanger_Pexels.mp4"
     if not clip.is_file():
@@ -210,8 +210,8 @@ def test_a_folder_given_to_detect_says_so(tmp_path, capsys):
 
 
 def test_a_folder_as_the_consent_recording_says_so(tmp_path):
-    from voicefake.consent import issue_challenge
-    from voicefake.enroll import ConsentRefused, enroll
+    from voicefake.enroll.consent import issue_challenge
+    from voicefake.enroll.enrollment import ConsentRefused, enroll
 
     issue_challenge("ann")
     with pytest.raises(ConsentRefused, match="is a folder, not a file"):
@@ -219,7 +219,7 @@ def test_a_folder_as_the_consent_recording_says_so(tmp_path):
 
 
 def test_check_input_file(tmp_path):
-    from voicefake.media import check_input_file
+    from voicefake.io.media import check_input_file
 
     (tmp_path / "a.wav").write_bytes(b"x")
     assert check_input_file(tmp_path / "a.wav") == tmp_path / "a.wav"

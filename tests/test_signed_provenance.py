@@ -13,8 +13,10 @@ import pytest
 import soundfile as sf
 
 import voicefake
-from voicefake import VoicefakeError, provenance, watermark
-from voicefake.video import VideoWriter
+from voicefake import VoicefakeError
+from voicefake.io.video import VideoWriter
+from voicefake.provenance import manifest as provenance
+from voicefake.provenance import watermark
 
 RATE = 22050
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -82,7 +84,7 @@ def test_mp4_tags_and_manifest(tmp_path):
     assert manifest["voicefake"]["kind"] == "video" and manifest["voicefake"]["voice"] == "joe"
     import av
 
-    from voicefake.media import read_media
+    from voicefake.io.media import read_media
 
     with av.open(str(out)) as container:  # the signed file still decodes, picture and sound
         assert sum(1 for _ in container.decode(video=0)) == 25

@@ -3,7 +3,13 @@ import logging
 import pytest
 
 from voicefake.errors import VoicefakeError
-from voicefake.text import MAX_TEXT_CHARS, clean_text, phonemize, split_long, text_to_sentences
+from voicefake.tts.text import (
+    MAX_TEXT_CHARS,
+    clean_text,
+    phonemize,
+    split_long,
+    text_to_sentences,
+)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "😀🎉", "你好世界", "Привет мир", "... !!! ???"])

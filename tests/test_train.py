@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from voicefake import clone, train
 from voicefake.errors import VoicefakeError
-from voicefake.model import vits_synthesize
+from voicefake.tts import clone, train
+from voicefake.tts.model import vits_synthesize
 
 TEXTS = ["Cats sit on mats.", "Dogs run fast.", "Birds can fly high."]
 
@@ -46,8 +46,8 @@ def test_metadata_forms_are_both_read(dataset, tmp_path):
 
 
 def test_posterior_encoder_distillation_reduces_its_loss(voice):
-    from voicefake.model import VitsDims, load_vits
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.model import VitsDims, load_vits
+    from voicefake.tts.text import text_to_sentences
 
     torch.manual_seed(0)
     model = load_vits(voice.info.model_path, VitsDims(d_vector_dim=256))
@@ -209,7 +209,7 @@ def test_voice_score_is_the_weakest_figure_against_its_goal():
 
 
 def test_naturalness_tells_clean_speech_from_noise(voice):
-    from voicefake import naturalness
+    from voicefake.tts import naturalness
 
     speech = np.concatenate([c.audio for c in voice.synthesize("The birch canoe slid on the smooth planks.")])
     noisy = speech + np.random.default_rng(0).normal(0, 0.1, len(speech)).astype(np.float32)

@@ -7,11 +7,10 @@ import av
 import cv2
 import numpy as np
 import pytest
-
-from voicefake import videomark
-from voicefake.watermark import Payload
-
 from test_lipsync import draw_face
+
+from voicefake.provenance import videomark
+from voicefake.provenance.watermark import Payload
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from video_watermark import encode_decode as reencode  # noqa: E402  the bench's H.264 round trip

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from voicefake import watermark as wm
+from voicefake.provenance import watermark as wm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from watermark_robustness import (
@@ -32,7 +32,7 @@ PAYLOAD = wm.Payload(voice_hash=wm.voice_hash("joe"), timestamp=12345)
 
 def unmarked_chunks(voice, text):
     """Sentences from the raw ONNX graph: speech without the mark that Voice.synthesize adds."""
-    from voicefake.text import text_to_sentences
+    from voicefake.tts.text import text_to_sentences
 
     return [np.asarray(voice.piper.phoneme_ids_to_audio(s.phoneme_ids), dtype=np.float32).reshape(-1)
             for s in text_to_sentences(text, voice.phoneme_id_map)]

@@ -3,15 +3,24 @@
     voice = voicefake.load_voice("joe")
     for chunk in voice.synthesize("Hello there."):
         ...  # chunk.audio, chunk.sample_rate, chunk.phonemes, chunk.phoneme_durations
+
+The pipeline, one folder per stage: speaker.py (who is speaking) -> enroll/ (consent and a
+training set) -> tts/ (the voice, with its vocoder) -> lipsync/ (a face that speaks it) ->
+provenance/ (marks on every output). io/ reads and writes files, config.py holds the shared
+settings, cli.py and app/ are the two front ends.
 """
 
-from . import audio, text
-from .audio import SAMPLE_RATE, read_audio, write_audio
-from .consent import DeclaredLicence, issue_challenge, require_consent
-from .enroll import EnrollReport, enroll, remove_voice
-from .errors import VoicefakeError
-from .lipsync import LipsyncReport, lipsync, speak_video
-from .voice import AudioChunk, Voice, VoiceInfo, list_voices, load_voice
+__version__ = "0.1.0"
+
+from voicefake.config import SAMPLE_RATE
+from voicefake.enroll import EnrollReport, enroll, remove_voice
+from voicefake.enroll.consent import DeclaredLicence, issue_challenge, require_consent
+from voicefake.errors import VoicefakeError
+from voicefake.io import audio
+from voicefake.io.audio import read_audio, write_audio
+from voicefake.lipsync import LipsyncReport, lipsync, speak_video
+from voicefake.tts import text
+from voicefake.tts.voice import AudioChunk, Voice, VoiceInfo, list_voices, load_voice
 
 __all__ = [
     "SAMPLE_RATE",
@@ -22,6 +31,7 @@ __all__ = [
     "Voice",
     "VoiceInfo",
     "VoicefakeError",
+    "audio",
     "enroll",
     "issue_challenge",
     "lipsync",
@@ -31,6 +41,6 @@ __all__ = [
     "remove_voice",
     "require_consent",
     "speak_video",
+    "text",
     "write_audio",
 ]
-__version__ = "0.1.0"

@@ -9,7 +9,8 @@ import signal
 import sys
 import threading
 
-from .errors import VoicefakeError
+from voicefake.config import DEFAULT_VOICE, NOISE_SCALE, NOISE_W
+from voicefake.errors import VoicefakeError
 
 
 def _read_text(text: str) -> str:
@@ -24,8 +25,8 @@ def _read_text(text: str) -> str:
 def cmd_say(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from .audio import AudioWriter, check_output_path
-    from .voice import load_voice
+    from voicefake.io.audio import AudioWriter, check_output_path
+    from voicefake.tts.voice import load_voice
 
     check_output_path(args.output)  # before loading anything: a bad path should fail at once
     text = _read_text(args.text)
@@ -41,7 +42,7 @@ def cmd_say(args: argparse.Namespace) -> None:
 
 
 def cmd_voices(args: argparse.Namespace) -> None:
-    from .voice import list_voices
+    from voicefake.tts.voice import list_voices
 
     for info in list_voices():
         print(f"{info.name:<20} {info.state:<9} {info.description}")
@@ -51,7 +52,7 @@ def cmd_consent_phrase(args: argparse.Namespace) -> None:
     import json
     import time
 
-    from .consent import issue_challenge
+    from voicefake.enroll.consent import issue_challenge
 
     challenge = issue_challenge(args.name, args.valid_minutes)
     if args.json:
@@ -64,7 +65,7 @@ def cmd_consent_phrase(args: argparse.Namespace) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
-    from .enroll import EnrollmentError, enroll
+    from voicefake.enroll.enrollment import EnrollmentError, enroll
 
     try:
         report = enroll(
@@ -85,7 +86,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
-    from .enroll import remove_voice
+    from voicefake.enroll.enrollment import remove_voice
 
     folder = remove_voice(args.name)
     if not args.quiet:
@@ -95,8 +96,8 @@ def cmd_remove(args: argparse.Namespace) -> None:
 def cmd_clone(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from .clone import check_clone_arguments, clone_voice
-    from .consent import require_consent
+    from voicefake.enroll.consent import require_consent
+    from voicefake.tts.clone import check_clone_arguments, clone_voice
 
     check_clone_arguments(args.name, args.minutes, args.device, args.resume, args.restart)  # before any state
     if not require_consent(args.name).get("verified"):  # refuse before anything starts
@@ -133,7 +134,7 @@ def cmd_clone(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .clone import export_voice
+    from voicefake.tts.clone import export_voice
 
     path = export_voice(args.name, args.folder)
     if not args.quiet:
@@ -143,7 +144,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_detect(args: argparse.Namespace) -> int:
     import json
 
-    from .detect import detect_file
+    from voicefake.provenance.detect import detect_file
 
     report = detect_file(args.file)
     if args.json:
@@ -172,7 +173,7 @@ def _lipsync_kwargs(args: argparse.Namespace) -> dict:
 
 
 def cmd_lipsync(args: argparse.Namespace) -> None:
-    from .lipsync import lipsync
+    from voicefake.lipsync.pipeline import lipsync
 
     report = lipsync(args.face, args.audio, args.output, **_lipsync_kwargs(args))
     if not args.quiet:
@@ -180,30 +181,50 @@ def cmd_lipsync(args: argparse.Namespace) -> None:
 
 
 def cmd_speak_video(args: argparse.Namespace) -> None:
-    from .lipsync import speak_video
+    from voicefake.lipsync.pipeline import speak_video
 
     report = speak_video(args.face, _read_text(args.text), args.output, voice=args.voice, speed=args.speed,
                          **_lipsync_kwargs(args))
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
 
+def cmd_app(args: argparse.Namespace) -> None:
+    from voicefake.app import serve
+
+    serve(args.host, args.port, args.share)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicefake", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _speech_commands(commands)
+    _voice_commands(commands)
+    _video_commands(commands)
+    _app_command(commands)
+    return parser
 
+
+def _speech_commands(commands) -> None:
     say = commands.add_parser("say", help="speak text into an audio file (wav, flac, mp3, ogg)")
     say.add_argument("text", help="the text to speak, or - to read it from standard input")
     say.add_argument("-o", "--output", required=True, help="output file; the extension picks the format")
-    say.add_argument("--voice", default="joe", help="voice name (see `voicefake voices`; default joe)")
+    say.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name (see `voicefake voices`; default {DEFAULT_VOICE})")
     say.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 normal (0.25-4)")
-    say.add_argument("--noise", type=float, default=0.667, help="variation of the sound (0 = deterministic)")
-    say.add_argument("--noise-w", type=float, default=0.8, help="variation of the rhythm (0 = deterministic)")
+    say.add_argument("--noise", type=float, default=NOISE_SCALE, help="variation of the sound (0 = deterministic)")
+    say.add_argument("--noise-w", type=float, default=NOISE_W, help="variation of the rhythm (0 = deterministic)")
     say.set_defaults(run=cmd_say)
 
     voices = commands.add_parser("voices", help="list the voices you can speak with")
     voices.set_defaults(run=cmd_voices)
 
+    detect = commands.add_parser("detect", help="check a file for the voicefake watermark (exit 0 found, 1 not)")
+    detect.add_argument("file", help="any audio or video file")
+    detect.add_argument("--json", action="store_true", help="print one JSON line")
+    detect.set_defaults(run=cmd_detect)
+
+
+def _voice_commands(commands) -> None:
     phrase = commands.add_parser("consent-phrase", help="issue a challenge phrase the speaker reads to consent")
     phrase.add_argument("name", help="the voice to enroll (lower-case letters, digits, - and _)")
     phrase.add_argument("--json", action="store_true", help='print one line {"id": ..., "text": ..., "expires": ...}')
@@ -232,14 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("folder", help="destination folder")
     export.set_defaults(run=cmd_export)
 
-    detect = commands.add_parser("detect", help="check a file for the voicefake watermark (exit 0 found, 1 not)")
-    detect.add_argument("file", help="any audio or video file")
-    detect.add_argument("--json", action="store_true", help="print one JSON line")
-    detect.set_defaults(run=cmd_detect)
-
     remove = commands.add_parser("remove", help="delete a voice and everything made from it")
     remove.add_argument("name", help="the voice to delete")
     remove.set_defaults(run=cmd_remove)
+
+
+def _video_commands(commands) -> None:
     lipsync = commands.add_parser("lipsync", help="make the face in a video or photo speak an audio file (mp4)")
     lipsync.add_argument("face", help="a video (mp4, mov, webm, avi, mkv) or a photo (png, jpg) showing a face")
     lipsync.add_argument("audio", help="the speech: any audio file (wav, flac, mp3, ogg, m4a...)")
@@ -249,11 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
     speak_video = commands.add_parser("speak-video", help="speak text in a voice and lip-sync a face to it (mp4)")
     speak_video.add_argument("face", help="a video or a photo showing a face")
     speak_video.add_argument("text", help="the text to speak, or - to read it from standard input")
-    speak_video.add_argument("--voice", default="joe", help="voice name (see `voicefake voices`; default joe)")
+    speak_video.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name (see `voicefake voices`; default {DEFAULT_VOICE})")
     speak_video.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 normal (0.25-4)")
     _lipsync_options(speak_video)
     speak_video.set_defaults(run=cmd_speak_video)
-    return parser
+
+
+def _app_command(commands) -> None:
+    from voicefake.app import DEFAULT_HOST, DEFAULT_PORT
+
+    app = commands.add_parser("app", help="serve the Gradio page (default http://127.0.0.1:7860)")
+    app.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    app.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    app.add_argument("--share", action="store_true", help="also open a public Gradio share link (off by default)")
+    app.set_defaults(run=cmd_app)
 
 
 class _OneLine(logging.Formatter):

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text
-from .errors import VoicefakeError
-from .voice import voicefake_home
+from voicefake.config import voicefake_home
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import write_text
 
 STATEMENT = "I agree that my voice is cloned with voicefake."
 # Random part: common, distinct words that the bundled English recogniser hears reliably, and
@@ -120,7 +120,7 @@ def random_sentence(rng: secrets.SystemRandom | None = None) -> str:
 
 def issue_challenge(name: str, valid_minutes: float = VALID_MINUTES) -> Challenge:
     """Create, store and return a fresh challenge for voice `name`."""
-    from .enroll import check_name
+    from voicefake.config import check_name
 
     check_name(name)
     if not 1 <= valid_minutes <= 7 * 24 * 60:
@@ -229,7 +229,7 @@ def hear(audio16: np.ndarray, slots: bool = False) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    from .transcribe import normalize_words
+    from voicefake.asr import normalize_words
 
     return normalize_words(text).split()
 
@@ -355,7 +355,7 @@ def require_consent(name: str) -> dict:
     Raises VoicefakeError, saying how to fix it, when the voice has no passing record.
     Declared licences pass, with record["verified"] False.
     """
-    from .enroll import voice_folder
+    from voicefake.config import voice_folder
 
     folder = voice_folder(name)  # refuses a bad name (`../voices/anna`) before it goes near a path
     how = (

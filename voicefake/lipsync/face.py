@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
 
 # Landmark index groups of the 68-point (iBUG 300-W) layout.
 JAW = list(range(0, 17))

@@ -23,9 +23,9 @@ import os
 import stat
 from pathlib import Path
 
-from . import atomic
-from .atomic import atomic_output
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
+from voicefake.io import atomic
+from voicefake.io.atomic import atomic_output
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 ASSERTION_LABEL = "voicefake.synthetic"  # our own assertion: tool, voice, created
@@ -40,7 +40,7 @@ _CERT_YEARS = 20
 
 
 def _version() -> str:
-    from . import __version__
+    from voicefake import __version__
 
     return __version__
 
@@ -146,7 +146,7 @@ def read_tags(path: str | os.PathLike) -> dict[str, str]:
 
 def keys_dir() -> Path:
     """Where the signing key lives: $VOICEFAKE_HOME/keys."""
-    from .voice import voicefake_home
+    from voicefake.config import voicefake_home
 
     return voicefake_home() / "keys"
 

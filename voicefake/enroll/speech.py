@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .speaker import similarity  # noqa: F401  (enrollment scores speakers with it)
+from voicefake.config import ANALYSIS_RATE
+from voicefake.speaker import similarity  # noqa: F401  (enrollment scores speakers with it)
 
-ANALYSIS_RATE = 16000  # silero-vad, resemblyzer and pocketsphinx all take 16 kHz
 VAD_FRAME = 512  # samples per silero-vad decision at 16 kHz (32 ms)
 VAD_CONTEXT = 64  # silero-vad v5+ expects the previous 64 samples in front of each frame
 FRAME_SECONDS = VAD_FRAME / ANALYSIS_RATE
@@ -294,7 +294,7 @@ class SpeakerEncoder:
     def _run(cls, audio: np.ndarray, options: dict):
         import torch
 
-        from .speaker import encoder
+        from voicefake.speaker import encoder
 
         with cls._lock:
             # this small LSTM runs 2x faster on one thread than on two (measured on 2 cores)

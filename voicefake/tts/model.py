@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
+from voicefake.config import NOISE_SCALE, NOISE_W
+
 
 @dataclass(frozen=True)
 class VitsDims:
@@ -147,7 +149,7 @@ def zero_speaker_conditioning(model) -> None:
 
 @torch.inference_mode()
 def vits_synthesize(
-    model, phoneme_ids: list[int], noise: float = 0.667, length_scale: float = 1.0, noise_w: float = 0.8,
+    model, phoneme_ids: list[int], noise: float = NOISE_SCALE, length_scale: float = 1.0, noise_w: float = NOISE_W,
     d_vector: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Waveform (float32) and frames per phoneme id for one sentence, through the PyTorch model."""

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_output, output_error
-from .audio import HOP_LENGTH, SAMPLE_RATE, read_audio
-from .dataset import _is_number
-from .errors import VoicefakeError
-from .text import phonemes_to_ids, phonemize, clean_text
+from voicefake.config import HOP_LENGTH, SAMPLE_RATE
+from voicefake.enroll.dataset import _is_number
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import atomic_output, output_error
+from voicefake.io.audio import read_audio
+from voicefake.tts.text import clean_text, phonemes_to_ids, phonemize
 
 N_FFT = 1024
 N_MELS = 80
@@ -170,7 +171,7 @@ def generator_losses(model, batch: dict, d_vectors: torch.Tensor | None = None, 
         total = total + _adversarial_terms(discriminator, out["waveform_seg"], out["model_outputs"], losses,
                                            adversarial_weight)
     if speaker_weight and d_vectors is not None:
-        from .speaker import embed_batch
+        from voicefake.speaker import embed_batch
 
         made = embed_batch(out["model_outputs"], SAMPLE_RATE)
         target = torch.nn.functional.normalize(d_vectors.to(device), dim=-1)
@@ -182,7 +183,7 @@ def generator_losses(model, batch: dict, d_vectors: torch.Tensor | None = None, 
 
 def _adversarial_terms(discriminator, real: torch.Tensor, made: torch.Tensor, losses: dict, weight: float):
     """Generator (adversarial + feature matching, VITS weights 1 and 2) and discriminator terms."""
-    from .discriminator import adversarial_losses, discriminator_loss
+    from voicefake.tts.discriminator import adversarial_losses, discriminator_loss
 
     discriminator.requires_grad_(False)
     losses["adversarial"], losses["features"] = adversarial_losses(discriminator, real, made)
@@ -402,7 +403,7 @@ def fine_tune(
     world = torch.distributed.get_world_size() if distributed else 1
     model.spec_segment_size = settings.segment_frames
     if settings.adversarial_weight:
-        from .discriminator import MultiResolutionDiscriminator
+        from voicefake.tts.discriminator import MultiResolutionDiscriminator
 
         model.disc = MultiResolutionDiscriminator().to(next(model.parameters()).device)
     optimizer = torch.optim.AdamW(parameter_groups(model, settings), betas=(0.8, 0.99), eps=1e-9)

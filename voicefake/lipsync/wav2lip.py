@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
 
 IMG_SIZE = 96  # the generator's face crop
 MEL_STEP = 16  # mel frames per video frame window (0.2 s)
@@ -232,7 +232,7 @@ def load_checkpoint(path: str | os.PathLike, model_class: type[nn.Module] = Wav2
     Accepts `{"state_dict": ...}` (DataParallel `module.` prefixes stripped) or a bare state dict.
     Never a full unpickle (a planted file could run code): anything else is refused.
     """
-    from .media import check_input_file
+    from voicefake.io.media import check_input_file
 
     path = check_input_file(path, "checkpoint", "a Wav2Lip checkpoint file (.pth)")
     try:
@@ -257,7 +257,7 @@ def load_checkpoint(path: str | os.PathLike, model_class: type[nn.Module] = Wav2
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, optimizer=None, step: int = 0, epoch: int = 0) -> None:
     """Save as the official training code does (under DataParallel: keys prefixed `module.`)."""
-    from .atomic import atomic_output
+    from voicefake.io.atomic import atomic_output
 
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
     with atomic_output(path) as partial:

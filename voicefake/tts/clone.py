@@ -17,15 +17,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_output, output_error
-from .audio import SAMPLE_RATE
-from .errors import VoicefakeError
-from .transcribe import HARVARD_SENTENCES
-from .export import export_onnx
-from .model import VitsDims, load_vits
-from .voice import cache_dir, load_voice
+from voicefake.asr import HARVARD_SENTENCES
+from voicefake.config import (
+    CHECKOUT_PRETRAINED,
+    DEFAULT_VOICE,
+    NOISE_SCALE,
+    NOISE_W,
+    SAMPLE_RATE,
+    cache_dir,
+)
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import atomic_output, output_error
+from voicefake.tts.export import export_onnx
+from voicefake.tts.model import VitsDims, load_vits
+from voicefake.tts.voice import load_voice
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 BASE_FILE = "joe-posterior-encoder.pt"  # the part of the trainable base the ONNX voice lacks
 SPEAKER_DIMS = VitsDims(d_vector_dim=256)
 # Apart from the 20 Harvard sentences benchmarks test on, and from any training transcript.
@@ -75,13 +81,13 @@ def onnx_teacher(model_path: Path):
     import onnx
     import onnxruntime
 
-    from . import train
+    from voicefake.tts import train
 
     graph = onnx.load(str(model_path))
     consumer = next(n for n in graph.graph.node if n.name == "/dec/conv_pre/Conv")
     graph.graph.output.append(onnx.helper.ValueInfoProto(name=consumer.input[0]))
     session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
-    scales = np.array([0.667, 1.0, 0.8], dtype=np.float32)
+    scales = np.array([NOISE_SCALE, 1.0, NOISE_W], dtype=np.float32)
 
     def teach(sentences: list[list[int]]):
         pairs = [session.run(None, {"input": np.array([ids]), "input_lengths": np.array([len(ids)]), "scales": scales})
@@ -93,7 +99,7 @@ def onnx_teacher(model_path: Path):
 
 def base_path() -> Path:
     """Where the trainable base is: shipped in pretrained/, else built into the cache."""
-    shipped = PRETRAINED / BASE_FILE
+    shipped = CHECKOUT_PRETRAINED / BASE_FILE
     return shipped if shipped.exists() else cache_dir() / BASE_FILE
 
 
@@ -103,12 +109,13 @@ def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, 
 
     Saves the encoder (fp16) and the base voice's own d-vector, which is what it was trained with.
     """
-    from . import speaker, train
-    from .text import text_to_sentences
+    from voicefake import speaker
+    from voicefake.tts import train
+    from voicefake.tts.text import text_to_sentences
 
     out = Path(out or cache_dir() / BASE_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
-    voice = load_voice("joe")
+    voice = load_voice(DEFAULT_VOICE)
     model = load_vits(voice.info.model_path, SPEAKER_DIMS)
     sentences = [s.phoneme_ids for t in _random_sentences(2000, seed=1) for s in text_to_sentences(t, voice.phoneme_id_map)]
     own_speech = np.concatenate([c.audio for t in VALIDATION_SENTENCES for c in voice.synthesize(t)])
@@ -141,7 +148,7 @@ def load_base(device: str = "cpu", path: Path | None = None):
     path = Path(path or base_path())
     if not path.exists():
         raise VoicefakeError(f"the trainable base is missing ({path}): build it once with `python recipes/build_base.py`")
-    voice = load_voice("joe")
+    voice = load_voice(DEFAULT_VOICE)
     model = load_vits(voice.info.model_path, SPEAKER_DIMS)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.posterior_encoder.load_state_dict({k: v.float() for k, v in state["posterior_encoder"].items()})
@@ -183,8 +190,8 @@ def piper_config(base_config: dict, provenance: dict, pace: float = 1.0) -> dict
 
 def _speak_validation(model, profile: np.ndarray, phoneme_id_map, device: str) -> list[np.ndarray]:
     """The model speaks the validation sentences (deterministic: every DDP rank must reach the same verdict)."""
-    from .model import vits_synthesize
-    from .text import text_to_sentences
+    from voicefake.tts.model import vits_synthesize
+    from voicefake.tts.text import text_to_sentences
 
     d_vector = torch.from_numpy(profile).to(device)
     return [np.concatenate([vits_synthesize(model, s.phoneme_ids, noise=0, noise_w=0, d_vector=d_vector)[0]
@@ -202,8 +209,9 @@ def _chosen_check(history: list) -> dict:
 
 def clone_validator(profile: np.ndarray, base_voice, device: str):
     """`validate(model) -> figures`: likeness, naturalness and intelligibility on unseen sentences, and their score."""
-    from . import naturalness, speaker
-    from .transcribe import transcribe, word_error_rate
+    from voicefake import speaker
+    from voicefake.asr import transcribe, word_error_rate
+    from voicefake.tts import naturalness
 
     def wer_of(clips) -> float:
         return word_error_rate(VALIDATION_SENTENCES, [transcribe(c, SAMPLE_RATE) for c in clips])
@@ -235,12 +243,13 @@ def clone_from_dataset(
     `language` is the espeak-ng voice of the transcripts (en-us, ru, de, ...); the clone speaks
     any language the base voice's phoneme set covers, English best.
     """
-    from . import speaker, train
+    from voicefake import speaker
+    from voicefake.tts import train
 
     device = check_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base_voice = load_voice("joe")
+    base_voice = load_voice(DEFAULT_VOICE)
     utterances = train.load_utterances(data_dir, base_voice.phoneme_id_map, language, minutes=data_minutes)
     kept = sum(len(u.audio) for u in utterances) / SAMPLE_RATE / 60
     if kept < 1.0 and max_steps is None:
@@ -259,7 +268,7 @@ def clone_from_dataset(
         return out_dir / "voice.onnx"  # rank 0 exports
     pace = speaking_pace(utterances, base_voice)
     provenance = {
-        "tool": "voicefake", "base_voice": "joe", "trained_minutes": round(state.seconds / 60, 2), "pace": round(pace, 3),
+        "tool": "voicefake", "base_voice": DEFAULT_VOICE, "trained_minutes": round(state.seconds / 60, 2), "pace": round(pace, 3),
         "steps": state.step, **_chosen_check(state.history), "data_minutes": round(kept, 2), "data_language": language,
         "licence": licence or "not declared",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "d_vector": profile.round(5).tolist(),
@@ -274,9 +283,10 @@ def clone_voice(name: str, minutes: float = 30.0, device: str = "cpu", resume: b
     """Clone an enrolled voice: refuses without a passing consent record; the result speaks with `say --voice NAME`.
 
     Every argument is checked before anything is read or changed: a refused run never deletes a checkpoint."""
-    from . import train
-    from .consent import describe, require_consent
-    from .enroll import espeak_voice_for, voice_folder
+    from voicefake.config import voice_folder
+    from voicefake.enroll.consent import describe, require_consent
+    from voicefake.enroll.enrollment import espeak_voice_for
+    from voicefake.tts import train
 
     check_clone_arguments(name, minutes, device, resume, restart, max_steps)
     record = require_consent(name)
@@ -300,7 +310,7 @@ def clone_voice(name: str, minutes: float = 30.0, device: str = "cpu", resume: b
 def check_clone_arguments(name: str, minutes: float, device: str = "cpu", resume: bool = False,
                           restart: bool = False, max_steps: int | None = None) -> None:
     """Refuse bad `clone` arguments, touching nothing (the CLI calls this before anything else)."""
-    from .enroll import check_name
+    from voicefake.config import check_name
 
     check_name(name)
     if not 0 < minutes <= 24 * 60:
@@ -316,8 +326,8 @@ def export_voice(name: str, folder: str | Path) -> Path:
     """Copy a cloned voice out as a Piper voice: FOLDER/NAME.onnx + FOLDER/NAME.onnx.json."""
     import shutil
 
-    from .enroll import check_name
-    from .voice import list_voices
+    from voicefake.config import check_name
+    from voicefake.tts.voice import list_voices
 
     check_name(name)  # the name becomes a file name below
     voices = {v.name: v for v in list_voices()}

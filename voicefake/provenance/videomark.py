@@ -22,8 +22,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from . import watermark
-from .watermark import Detection, Payload
+from voicefake.provenance import watermark
+from voicefake.provenance.watermark import Detection, Payload
 
 GRID = 48  # cells per side; each cell is 1/48 of the frame's width and height
 CELL = 8  # pixels per cell side on the detector's canvas

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
 
 log = logging.getLogger("voicefake")
 

@@ -28,12 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import speech
-from .audio import SAMPLE_RATE
-from .consent import Challenge, DeclaredLicence
-from .errors import VoicefakeError
-from .speech import ANALYSIS_RATE, PAD
-from .voice import voicefake_home
+from voicefake.config import (
+    ANALYSIS_RATE,
+    DEFAULT_VOICE,
+    SAMPLE_RATE,
+    check_name,
+    voice_folder,
+    voices_dir,
+)
+from voicefake.enroll import speech
+from voicefake.enroll.consent import Challenge, DeclaredLicence
+from voicefake.enroll.speech import PAD
+from voicefake.errors import VoicefakeError
 
 log = logging.getLogger("voicefake")
 
@@ -68,7 +74,6 @@ MIN_KEPT_SECONDS = 10.0
 MIN_KEPT_UTTERANCES = 3
 RECOMMENDED_MINUTES = 5.0
 ESPEAK_VOICES = {"en": "en-us", "en-us": "en-us", "en-gb": "en-gb-x-rp", "fr": "fr-fr", "pt": "pt-br"}
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 REASONS = {  # rejection reason -> how the report words it
     "unreadable": "unreadable file",
@@ -95,18 +100,10 @@ class ConsentRefused(EnrollmentError):
     """The consent recording did not pass. Nothing was written."""
 
 
-def check_name(name: str) -> str:
-    """Voice names are folder names: lower-case letters, digits, - and _, up to 40 characters."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise VoicefakeError(
-            f"bad voice name {name!r}: use 1-40 lower-case letters, digits, - or _, starting with a letter or digit"
-        )
-    return name
-
 
 def espeak_voice_for(language: str) -> str:
     """espeak-ng voice for a language code ("en" -> "en-us"); fails clearly for unknown ones."""
-    from .text import phonemize
+    from voicefake.tts.text import phonemize
 
     voice = ESPEAK_VOICES.get(language.lower(), language.lower())
     try:
@@ -200,13 +197,9 @@ class EnrollReport:
         }
 
 
-def voice_folder(name: str) -> Path:
-    """$VOICEFAKE_HOME/voices/NAME, for a valid name only (never `..` or a path)."""
-    return voicefake_home() / "voices" / check_name(name)
-
 
 def _staging_root() -> Path:
-    return voicefake_home() / "voices" / ".staging"
+    return voices_dir() / ".staging"
 
 
 def _clear_abandoned_staging() -> None:
@@ -266,7 +259,7 @@ class _Enrollment:
     def process_file(self, index: int, path: Path, bar) -> list[Utterance]:
         import soxr
 
-        from .media import stream_audio
+        from voicefake.io.media import stream_audio
 
         detector = speech.SpeechDetector()
         segmenter = speech.Segmenter()
@@ -339,7 +332,7 @@ class _Enrollment:
         self.utterances.append(utt)
         self.report.seconds_speech += utt.seconds
         if self.consent_print is not None and self.replayed is None:
-            from . import fingerprint
+            from voicefake.enroll import fingerprint
 
             ber, _ = fingerprint.best_match(self.consent_print, fingerprint.fingerprint(audio16))
             if ber <= fingerprint.MATCH_BER:
@@ -561,7 +554,7 @@ class _MarkProbe:
     def _check(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from . import watermark
+        from voicefake.provenance import watermark
 
         self._collect(wait=True)  # one window at a time
         if self.found is not None:
@@ -582,7 +575,7 @@ class _MarkProbe:
 
 def _mark_says(detection) -> str:
     """What a voicefake watermark found in a recording says, for a refusal: which voice, when."""
-    from .detect import MarkReport
+    from voicefake.provenance.detect import MarkReport
 
     mark = MarkReport.from_detection(detection)
     if mark.voice_hash is None:
@@ -615,10 +608,10 @@ def _consent_used_before(consent_audio: np.ndarray) -> str | None:
     louder...), else None. A consent recording is a reading of one challenge, used once."""
     import soundfile as sf
 
-    from . import fingerprint
+    from voicefake.enroll import fingerprint
 
     mine = fingerprint.fingerprint(consent_audio)
-    root = voicefake_home() / "voices"
+    root = voices_dir()
     for recording in sorted(root.glob("*/consent/recording.flac")) if root.is_dir() else []:
         try:
             audio, rate = sf.read(recording, dtype="float32")
@@ -630,7 +623,7 @@ def _consent_used_before(consent_audio: np.ndarray) -> str | None:
 
 
 def _probe_total(files: list[Path]) -> float | None:
-    from .media import media_duration
+    from voicefake.io.media import media_duration
 
     total = 0.0
     for path in files:
@@ -643,8 +636,8 @@ def _probe_total(files: list[Path]) -> float | None:
 
 def _consent_audio(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Speech of a consent recording at 16 kHz (pauses trimmed), normalised, and its d-vector."""
-    from .consent import MAX_CONSENT_SECONDS, MIN_CONSENT_SPEECH
-    from .media import read_media
+    from voicefake.enroll.consent import MAX_CONSENT_SECONDS, MIN_CONSENT_SPEECH
+    from voicefake.io.media import read_media
 
     if not path.exists():  # a folder is reported by read_media
         raise ConsentRefused(f"consent recording {path} does not exist: record the speaker reading the challenge phrase")
@@ -652,7 +645,7 @@ def _consent_audio(path: Path) -> tuple[np.ndarray, np.ndarray]:
         audio = read_media(path, ANALYSIS_RATE, max_seconds=MAX_CONSENT_SECONDS)
     except VoicefakeError as error:
         raise ConsentRefused(f"consent refused: {error}") from error
-    from . import watermark
+    from voicefake.provenance import watermark
 
     detection = watermark.detect(audio, ANALYSIS_RATE)  # the whole recording, pauses included
     if detection.found:
@@ -694,13 +687,13 @@ def enroll(
     """
     from tqdm import tqdm
 
-    from . import consent as consents
-    from .dataset import load_transcripts
-    from .media import find_media
+    from voicefake.enroll import consent as consents
+    from voicefake.enroll.dataset import load_transcripts
+    from voicefake.io.media import find_media
 
     started = time.perf_counter()
     check_name(name)
-    if name == "joe":
+    if name == DEFAULT_VOICE:
         raise VoicefakeError("'joe' is the bundled voice: choose another name")
     if voice_folder(name).exists():
         raise VoicefakeError(f"voice {name!r} already exists: remove it first (`voicefake remove {name}`) or choose another name")
@@ -791,7 +784,7 @@ def enroll(
             # without the phrase check (not English), any clip of the person would pass the speaker
             # check: refuse one taken from the enrollment audio. (With the phrase check, a consent
             # reading found in the enrollment audio was recorded after the challenge: no replay.)
-            from .fingerprint import fingerprint
+            from voicefake.enroll.fingerprint import fingerprint
 
             job.consent_print = fingerprint(consent_audio)
         total = _probe_total(files)
@@ -867,7 +860,7 @@ _BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}
 
 
 def _find_challenge(name: str, challenge: str | None) -> Challenge:
-    from .consent import find_challenge
+    from voicefake.enroll.consent import find_challenge
 
     try:
         return find_challenge(name, challenge)
@@ -882,7 +875,7 @@ def _spread_given_texts(job: _Enrollment, by_file: dict[int, list[Utterance]], t
     pocketsphinx heard the words (English), else in proportion to the pieces' lengths."""
     from tqdm import tqdm
 
-    from .dataset import spread_text, transcribe_files
+    from voicefake.enroll.dataset import spread_text, transcribe_files
 
     split = {i: utts for i, utts in by_file.items() if texts.get(i) is not None and len(utts) > 1}
     for index, utts in by_file.items():
@@ -904,7 +897,7 @@ def _transcribe_rest(job: _Enrollment, english: bool, progress: bool) -> None:
     """pocketsphinx for kept utterances without a given text (English); others are dropped."""
     from tqdm import tqdm
 
-    from .dataset import transcribe_files
+    from voicefake.enroll.dataset import transcribe_files
 
     need = [u for u in job.kept() if u.text is None]
     if need and english:
@@ -922,7 +915,7 @@ def _transcribe_rest(job: _Enrollment, english: bool, progress: bool) -> None:
 def _phonemize(job: _Enrollment) -> None:
     import unicodedata
 
-    from .text import clean_text, phonemize
+    from voicefake.tts.text import clean_text, phonemize
 
     english = job.espeak.startswith("en")
     for utt in job.kept():
@@ -941,7 +934,7 @@ def _phonemize(job: _Enrollment) -> None:
 
 
 def _write_voice(job: _Enrollment, keep: list[Utterance], centre: np.ndarray, record: dict) -> None:
-    from .dataset import write_metadata
+    from voicefake.enroll.dataset import write_metadata
 
     staging, report = job.staging, job.report
     write_metadata(staging / "metadata.csv", [(u.id, u.text, u.text) for u in keep])
@@ -1000,11 +993,11 @@ def _write_voice(job: _Enrollment, keep: list[Utterance], centre: np.ndarray, re
 def remove_voice(name: str) -> Path:
     """Delete voice `name` and everything derived from it (dataset, profile, consent record,
     checkpoints, exported model, the challenges issued for it)."""
-    from .consent import forget_challenges
+    from voicefake.enroll.consent import forget_challenges
 
     check_name(name)
     folder = voice_folder(name)
-    if name == "joe":
+    if name == DEFAULT_VOICE:
         raise VoicefakeError("'joe' is the bundled voice and cannot be removed")
     if not folder.is_dir():
         known = sorted(p.name for p in folder.parent.glob("*") if p.is_dir() and not p.name.startswith(".")) if folder.parent.is_dir() else []

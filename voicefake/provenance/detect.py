@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
 
 # The audio mark is read from 0.33 s blocks, and a whole codeword is only sure to be recoverable
 # from about 3 s: the README's "any 3 s holds it whole" (100% of 3 s crops in
@@ -38,8 +38,8 @@ class MarkReport:
 
     @classmethod
     def from_detection(cls, detection) -> "MarkReport":
-        from . import watermark
-        from .voice import list_voices
+        from voicefake.provenance import watermark
+        from voicefake.tts.voice import list_voices
 
         report = cls(bool(detection.found), round(float(detection.confidence), 4))
         report.payload_unreadable = detection.payload_unreadable
@@ -99,7 +99,7 @@ class FileReport:
             else:
                 lines.append(f"{kind} watermark: not found (confidence it is marked {mark.confidence:.2f})")
         if "tags" in self.extra or "c2pa" in self.extra:  # metadata tags and the signed C2PA manifest
-            from .provenance import describe
+            from voicefake.provenance.manifest import describe
 
             lines += describe(self.extra)
         return "\n".join(lines)
@@ -132,8 +132,9 @@ def _video_frames(path: Path, limit: int):
 
 def detect_file(path: str | Path) -> FileReport:
     """Check any audio or video file for every voicefake trace: audio mark, video mark, tags, C2PA."""
-    from . import provenance, videomark, watermark
-    from .media import check_input_file, read_media
+    from voicefake.io.media import check_input_file, read_media
+    from voicefake.provenance import manifest as provenance
+    from voicefake.provenance import videomark, watermark
 
     path = check_input_file(path, give="an audio or video file")
     report = FileReport(str(path))

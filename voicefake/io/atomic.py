@@ -18,7 +18,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
 
 _umask_lock = threading.Lock()
 

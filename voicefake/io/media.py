@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
 
 # what a folder of recordings is searched for (anything else there is ignored)
 MEDIA_EXTENSIONS = {

@@ -22,9 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from .atomic import write_text
-from .errors import VoicefakeError
-from .voice import voicefake_home
+from voicefake.config import voicefake_home
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import write_text
 
 ACTIVE = ("starting", "running")
 WORKER_NICE = 10  # training yields the CPU to synthesis and the web server
@@ -99,8 +99,8 @@ def clone_job() -> dict | None:
 def start_clone(name: str, minutes: float = 30.0, resume: bool = False, restart: bool = False,
                 max_steps: int | None = None) -> dict:
     """Start training voice `name` in the background; refuses at once what `voicefake clone` would refuse."""
-    from .consent import require_consent
-    from .enroll import check_name, voice_folder
+    from voicefake.config import check_name, voice_folder
+    from voicefake.enroll.consent import require_consent
 
     check_name(name)  # before the name goes near a path
     if not require_consent(name).get("verified"):
@@ -175,7 +175,7 @@ def run_clone_worker(name: str, job_id: str, minutes: float, resume: bool, resta
                    history=[[int(s), round(float(t), 1), dict(figures)] for s, t, figures in state.history])
         write_job("clone", job)
 
-    from .clone import clone_voice
+    from voicefake.tts.clone import clone_voice
 
     try:
         path = clone_voice(name, minutes, resume=resume, restart=restart, on_step=on_step, max_steps=max_steps)

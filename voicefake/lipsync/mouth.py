@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .face import TEMPLATE_68, eye_centers, interocular
-from .visemes import MAX_OPENING
+from voicefake.lipsync.face import TEMPLATE_68, eye_centers, interocular
+from voicefake.lipsync.visemes import MAX_OPENING
 
 UPPER_INNER = [60, 61, 62, 63, 64]
 LOWER_INNER = [60, 67, 66, 65, 64]

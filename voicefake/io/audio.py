@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import provenance
-from .atomic import atomic_output, output_error
-from .errors import VoicefakeError
-
-SAMPLE_RATE = 22050  # the bundled voice's rate; every voice voicefake makes uses it too
-HOP_LENGTH = 256  # samples per spectrogram frame of the VITS decoder
+from voicefake.config import SAMPLE_RATE
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import atomic_output, output_error
+from voicefake.provenance import manifest as provenance
 
 # extension -> (libsndfile container, sample encoding)
 OUTPUT_FORMATS = {

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VoicefakeError
-from .transcribe import normalize_words
+from voicefake.asr import normalize_words
+from voicefake.errors import VoicefakeError
 
 TEXT_SUFFIXES = (".txt", ".lab")
 
@@ -190,7 +190,7 @@ def transcribe_file(path: str) -> str:
     """What pocketsphinx hears in an audio file (a worker function: importable, picklable)."""
     import soundfile as sf
 
-    from .transcribe import transcribe
+    from voicefake.asr import transcribe
 
     audio, rate = sf.read(path, dtype="float32")
     return transcribe(audio, rate)
@@ -251,6 +251,6 @@ def transcribe_files(paths: list[str], progress: Callable[[int], None] | None = 
 
 def write_metadata(path: Path, rows: list[tuple[str, ...]]) -> None:
     """LJSpeech-style `id|text|text` lines (no header, no quoting), written atomically."""
-    from .atomic import write_text
+    from voicefake.io.atomic import write_text
 
     write_text(path, "".join("|".join(cell.replace("|", " ").replace("\n", " ") for cell in row) + "\n" for row in rows))

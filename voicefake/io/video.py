@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import provenance
-from .atomic import atomic_output, output_error
-from .errors import VoicefakeError
+from voicefake.errors import VoicefakeError
+from voicefake.io.atomic import atomic_output, output_error
+from voicefake.provenance import manifest as provenance
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".mov", ".webm", ".avi", ".mkv", ".m4v"}
@@ -52,7 +52,7 @@ def open_face_media(path: str | os.PathLike) -> FaceMedia:
     """Probe a photo or a video; a clear error for anything else."""
     import cv2
 
-    from .media import check_input_file
+    from voicefake.io.media import check_input_file
 
     path = check_input_file(path, "face", "a video or a photo showing a face")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() in IMAGE_EXTS else None

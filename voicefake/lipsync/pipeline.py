@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VoicefakeError
+from voicefake.config import DEFAULT_VOICE, pretrained_dirs
+from voicefake.errors import VoicefakeError
 
 ENGINES = ("auto", "classic", "wav2lip")
 LABEL_TEXT = "AI-generated"
@@ -110,17 +111,6 @@ def finalize_frame(frame: np.ndarray, index: int, fps: float, mark, label: bool 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
 
 
-def pretrained_dirs() -> list[Path]:
-    """Where Wav2Lip weights are looked for: $VOICEFAKE_HOME/pretrained and the checkout's pretrained/.
-
-    Never the current folder: a file planted there must not be picked up (and loaded) unasked.
-    """
-    from .voice import voicefake_home
-
-    dirs = [voicefake_home() / "pretrained", Path(__file__).resolve().parents[1] / "pretrained"]
-    return list(dict.fromkeys(dirs))
-
-
 def find_wav2lip_weights() -> Path | None:
     """The first Wav2Lip generator checkpoint (a file named wav2lip*.pth / .pt) in `pretrained_dirs()`."""
     for folder in pretrained_dirs():
@@ -137,10 +127,10 @@ def find_wav2lip_weights() -> Path | None:
 
 def _audio_input(audio) -> tuple[np.ndarray, int, list | None]:
     """(samples, rate, phoneme timings or None) from a path, AudioChunk(s) or (samples, rate)."""
-    from .media import read_media
-    from .video import VideoWriter
-    from .visemes import timings_from_chunks
-    from .voice import AudioChunk
+    from voicefake.io.media import read_media
+    from voicefake.io.video import VideoWriter
+    from voicefake.lipsync.visemes import timings_from_chunks
+    from voicefake.tts.voice import AudioChunk
 
     if isinstance(audio, (str, os.PathLike)):
         return read_media(audio, VideoWriter.AUDIO_RATE), VideoWriter.AUDIO_RATE, None
@@ -165,7 +155,7 @@ def _marked_soundtrack(samples: np.ndarray, rate: int):
 
     Speech from `voicefake say` is already marked with its voice; anything else is marked "lipsync".
     """
-    from . import watermark
+    from voicefake.provenance import watermark
 
     found = watermark.detect(samples, rate)
     if found.payload is not None:  # a mark without a readable payload is marked again, readably
@@ -178,7 +168,7 @@ def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
     if engine not in ENGINES:
         raise VoicefakeError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if weights is not None:  # named by the user: allowed anywhere
-        from .media import check_input_file
+        from voicefake.io.media import check_input_file
 
         weights = check_input_file(weights, "Wav2Lip weights", "a Wav2Lip checkpoint file (.pth)")
         return ("classic", None) if engine == "classic" else ("wav2lip", weights)
@@ -221,8 +211,8 @@ def _strengths(found: np.ndarray, yaw: np.ndarray, fps: float) -> np.ndarray:
 
 def _better_interior(frame, points, interior, widest):
     """Keep the mouth interior of the frame with the widest real open mouth seen so far."""
-    from .face import mouth_opening, yaw_ratio
-    from .mouth import MouthInterior, occlusion_score
+    from voicefake.lipsync.face import mouth_opening, yaw_ratio
+    from voicefake.lipsync.mouth import MouthInterior, occlusion_score
 
     opening = mouth_opening(points)
     if opening > widest and abs(yaw_ratio(points)) < 0.25 and occlusion_score(frame, points) < 0.9:
@@ -271,10 +261,8 @@ def lipsync(
     """
     from tqdm import tqdm
 
-    from .face import FaceTracker, detect_faces, smooth_track, yaw_ratio
-    from .media import check_not_an_input
-    from .mouth import MouthInterior, MouthRenderer, occlusion_score, refine_inner_lips
-    from .video import (
+    from voicefake.io.media import check_not_an_input
+    from voicefake.io.video import (
         VideoWriter,
         check_video_output,
         frames_in_order,
@@ -284,7 +272,19 @@ def lipsync(
         prefetch,
         sample_frames,
     )
-    from .visemes import track_from_audio, track_from_phonemes
+    from voicefake.lipsync.face import (
+        FaceTracker,
+        detect_faces,
+        smooth_track,
+        yaw_ratio,
+    )
+    from voicefake.lipsync.mouth import (
+        MouthInterior,
+        MouthRenderer,
+        occlusion_score,
+        refine_inner_lips,
+    )
+    from voicefake.lipsync.visemes import track_from_audio, track_from_phonemes
 
     started = time.perf_counter()
     check_not_an_input(out, [face, audio])  # before anything: never write over the source
@@ -299,7 +299,7 @@ def lipsync(
     media = open_face_media(face)
     engine, weights = _pick_engine(engine, weights)
     if engine == "wav2lip":  # a refused checkpoint fails here, before any work
-        from .wav2lip import Wav2LipRenderer, load_checkpoint
+        from voicefake.lipsync.wav2lip import Wav2LipRenderer, load_checkpoint
 
         model = load_checkpoint(weights)
 
@@ -386,7 +386,7 @@ def lipsync(
     # pass 2: render and encode
     done = no_face = turned = covered = 0
     synced = np.zeros(n_out, dtype=bool)
-    from .videomark import FrameMarker
+    from voicefake.provenance.videomark import FrameMarker
 
     mark = FrameMarker(payload)  # the frames carry the soundtrack's payload
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
@@ -437,14 +437,14 @@ def speak_video(
     text: str,
     out: str | os.PathLike,
     *,
-    voice: str = "joe",
+    voice: str = DEFAULT_VOICE,
     speed: float = 1.0,
     **options,
 ) -> LipsyncReport:
     """Text -> speech in `voice` -> lip-sync of `face`, driven by the synthesis's exact phoneme timings."""
-    from .media import check_not_an_input
-    from .video import check_video_output, open_face_media
-    from .voice import load_voice
+    from voicefake.io.media import check_not_an_input
+    from voicefake.io.video import check_video_output, open_face_media
+    from voicefake.tts.voice import load_voice
 
     check_not_an_input(out, [face])
     check_video_output(out)  # fail on a bad path, face or weights before spending time on speech

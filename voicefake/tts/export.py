@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch.nn.utils import parametrize
 
-from .atomic import atomic_output, output_error
+from voicefake.config import NOISE_SCALE, NOISE_W
+from voicefake.io.atomic import atomic_output, output_error
 
 
 class _PiperInterface(torch.nn.Module):
@@ -35,7 +36,7 @@ class _PiperInterface(torch.nn.Module):
 
 def _fresh_copy(model):
     """A new model with `model`'s weights (deepcopy fails on a model trained under DDP)."""
-    from .model import VitsDims, build_vits
+    from voicefake.tts.model import VitsDims, build_vits
 
     args = model.args
     dims = VitsDims(**{f.name: getattr(args, f.name) for f in fields(VitsDims) if f.name not in ("num_chars", "d_vector_dim")},
@@ -54,7 +55,7 @@ def export_onnx(model, path: str | Path, piper_config: dict, d_vector: torch.Ten
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight")
     wrapper = _PiperInterface(model, d_vector)
-    example = (torch.randint(1, 50, (1, 60)), torch.tensor([60]), torch.tensor([0.667, 1.0, 0.8]))
+    example = (torch.randint(1, 50, (1, 60)), torch.tensor([60]), torch.tensor([NOISE_SCALE, 1.0, NOISE_W]))
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # coqui's shape asserts, harmless here
     with atomic_output(path) as partial, atomic_output(Path(f"{path}.json")) as config_partial:
         try:
