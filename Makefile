@@ -8,7 +8,7 @@ UV := .uv/bin/uv
 # uv uses the interpreter named here and never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install lock demo test test-quick bench clean
+.PHONY: install lock demo test test-quick lint bench clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The fast tier (about a minute): no slow tests, none that need ../shared.
+test-quick: install
+	$(PY) -m pytest -q -m "not slow and not needs_shared"
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 bench: install
 	$(PY) bench/tts_speed.py

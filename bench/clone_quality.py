@@ -70,80 +70,90 @@ def profile(clips: list[np.ndarray], rate: int, embed) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--speakers", nargs="+", default=list(LANGUAGES))
-    parser.add_argument("--train-minutes", type=float, default=5.0)
-    parser.add_argument("--minutes", type=float, default=30.0, help="training time budget per speaker")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "clone"))
-    args = parser.parse_args()
-    out = Path(args.out)
-    base = load_voice("joe")
+JUDGES = {"resemblyzer": speaker.embed, "VoiceFilter-Lite": voicefilter_embed}
 
-    def speak(voice) -> list[np.ndarray]:
-        return [np.concatenate([c.audio for c in voice.synthesize(s)]) for s in SENTENCES]
 
-    base_audio = speak(base)
-    base_wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in base_audio])
-    base_mos = naturalness.mean_mos(base_audio, 22050)
+def speak(voice) -> list[np.ndarray]:
+    return [np.concatenate([c.audio for c in voice.synthesize(s)]) for s in SENTENCES]
+
+
+def reference_profiles(train_minutes: float, base_audio: list[np.ndarray]) -> tuple[dict, dict]:
+    """Every speaker's held-out reference clips, and each judge's profile of every speaker and of
+    the base voice: ({speaker: [audio]}, {judge: {speaker: unit vector}})."""
     references = {}
     for name in LANGUAGES:
-        _, refs = split(name, args.train_minutes)
+        _, refs = split(name, train_minutes)
         references[name] = [sf.read(SHARED / name / r[0], dtype="float32")[0] for r in refs]
-    judges = {"resemblyzer": speaker.embed, "VoiceFilter-Lite": voicefilter_embed}
-    profiles = {j: {n: profile(c, 16000, f) for n, c in references.items()} for j, f in judges.items()}
-    for j, f in judges.items():
+    profiles = {j: {n: profile(c, 16000, f) for n, c in references.items()} for j, f in JUDGES.items()}
+    for j, f in JUDGES.items():
         profiles[j]["joe (base voice)"] = profile(base_audio, 22050, f)
+    return references, profiles
 
-    for name in args.speakers:
-        training, _ = split(name, args.train_minutes)
-        data = out / name / "data"
-        shutil.rmtree(data, ignore_errors=True)
-        (data / "wavs").mkdir(parents=True)
-        for r in training:
-            shutil.copy(SHARED / name / r[0], data / r[0])
-        (data / "metadata.csv").write_text("file|transcript|duration_s\n" + "\n".join("|".join(r) for r in training) + "\n")
-        minutes = sum(float(r[2]) for r in training) / 60
 
-        started = time.monotonic()
-        history = []
+def training_data(name: str, train_minutes: float, out: Path) -> tuple[Path, float]:
+    """Copy `name`'s training clips and their metadata to out/name/data; returns (folder, minutes)."""
+    training, _ = split(name, train_minutes)
+    data = out / name / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    (data / "wavs").mkdir(parents=True)
+    for r in training:
+        shutil.copy(SHARED / name / r[0], data / r[0])
+    (data / "metadata.csv").write_text("file|transcript|duration_s\n" + "\n".join("|".join(r) for r in training) + "\n")
+    return data, sum(float(r[2]) for r in training) / 60
 
-        def report(step, losses, state):
-            if step % 25 == 0:
-                print(f"  {name} step {step} {state.seconds / 60:.1f} min " + " ".join(f"{k}={v:.3f}" for k, v in losses.items()), flush=True)
-            if state.history and (not history or history[-1] != state.history[-1]):
-                history.append(state.history[-1])
 
-        path = clone_from_dataset(data, out / name / "voice", minutes=args.minutes, licence=LICENCES[name],
-                                  language=LANGUAGES[name], on_step=report)
-        wall = time.monotonic() - started
-        clone = Voice.load(VoiceInfo(name, "cloned", path))
-        clone_audio = speak(clone)
-        row = {"speaker": name, "train min": f"{minutes:.1f}", "wall min": f"{wall / 60:.1f}"}
-        for j, f in judges.items():
-            made = profile(clone_audio, 22050, f)
-            scores = {other: speaker.similarity(made, p) for other, p in profiles[j].items()}
-            row[f"{j} sim"] = f"{scores[name]:.3f}"
-            row[f"{j} nearest"] = max(scores, key=scores.get)
-            row[f"{j} base sim"] = f"{speaker.similarity(profiles[j]['joe (base voice)'], profiles[j][name]):.3f}"
-        wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in clone_audio])
-        row["WER"] = f"{wer:.3f} ({wer / max(base_wer, 1e-9):.2f}x base {base_wer:.3f})"
-        own_mos = naturalness.mean_mos(references[name], 16000)
-        clone_mos = naturalness.mean_mos(clone_audio, 22050)
-        row["DistillMOS"] = f"{clone_mos:.2f} ({clone_mos / own_mos:.2f}x own clips {own_mos:.2f}; base {base_mos:.2f})"
-        made = json.loads(Path(f"{path}.json").read_text())["voicefake"]
-        row["steps"] = f"{made['steps']} (kept {made.get('chosen_step', made['steps'])})"
-        row["peak RSS GB"] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f}"
-        (out / name / "result.json").write_text(json.dumps({"row": row, "curve": history}))
-        print(row, flush=True)
+def progress_reporter(name: str, history: list):
+    """The on_step callback of `name`'s training: prints losses every 25 steps, collects validation points in `history`."""
 
-    # every speaker measured so far (one run per speaker is fine): table and plot
+    def report(step, losses, state):
+        if step % 25 == 0:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in losses.items())
+            print(f"  {name} step {step} {state.seconds / 60:.1f} min " + shown, flush=True)
+        if state.history and (not history or history[-1] != state.history[-1]):
+            history.append(state.history[-1])
+
+    return report
+
+
+def likeness(name: str, clone_audio: list[np.ndarray], profiles: dict) -> dict:
+    """Per judge: similarity of the clone to its speaker, the nearest profile, and the base voice's similarity."""
+    row = {}
+    for j, f in JUDGES.items():
+        made = profile(clone_audio, 22050, f)
+        scores = {other: speaker.similarity(made, p) for other, p in profiles[j].items()}
+        row[f"{j} sim"] = f"{scores[name]:.3f}"
+        row[f"{j} nearest"] = max(scores, key=scores.get)
+        row[f"{j} base sim"] = f"{speaker.similarity(profiles[j]['joe (base voice)'], profiles[j][name]):.3f}"
+    return row
+
+
+def judge_clone(name: str, path, clone_audio: list[np.ndarray], own_clips: list[np.ndarray], profiles: dict,
+                base_wer: float, base_mos: float) -> dict:
+    """Likeness, word error rate, DistillMOS, steps and peak memory of `name`'s clone (at `path`)."""
+    row = likeness(name, clone_audio, profiles)
+    wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in clone_audio])
+    row["WER"] = f"{wer:.3f} ({wer / max(base_wer, 1e-9):.2f}x base {base_wer:.3f})"
+    own_mos = naturalness.mean_mos(own_clips, 16000)
+    clone_mos = naturalness.mean_mos(clone_audio, 22050)
+    row["DistillMOS"] = f"{clone_mos:.2f} ({clone_mos / own_mos:.2f}x own clips {own_mos:.2f}; base {base_mos:.2f})"
+    made = json.loads(Path(f"{path}.json").read_text())["voicefake"]
+    row["steps"] = f"{made['steps']} (kept {made.get('chosen_step', made['steps'])})"
+    row["peak RSS GB"] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f}"
+    return row
+
+
+def print_results(out: Path) -> dict:
+    """Print the table of every speaker measured so far (one run per speaker is fine); returns their curves."""
     results = {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))}
     rows = [r["row"] for r in results.values()]
-    curves = {n: r["curve"] for n, r in results.items()}
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(row.values()) + " |")
+    return {n: r["curve"] for n, r in results.items()}
+
+
+def plot_curves(curves: dict) -> None:
+    """The validation curves (likeness, naturalness, word error rate against minutes) to docs/clone_quality.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,6 +173,40 @@ def main() -> None:
     (ROOT / "docs").mkdir(exist_ok=True)
     plt.savefig(ROOT / "docs" / "clone_quality.png", dpi=80, bbox_inches="tight")
 
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--speakers", nargs="+", default=list(LANGUAGES))
+    parser.add_argument("--train-minutes", type=float, default=5.0)
+    parser.add_argument("--minutes", type=float, default=30.0, help="training time budget per speaker")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "clone"))
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    out = Path(args.out)
+    base = load_voice("joe")
+    base_audio = speak(base)
+    base_wer = word_error_rate(SENTENCES, [transcribe(a, 22050) for a in base_audio])
+    base_mos = naturalness.mean_mos(base_audio, 22050)
+    references, profiles = reference_profiles(args.train_minutes, base_audio)
+
+    for name in args.speakers:
+        data, minutes = training_data(name, args.train_minutes, out)
+        started = time.monotonic()
+        history = []
+        path = clone_from_dataset(data, out / name / "voice", minutes=args.minutes, licence=LICENCES[name],
+                                  language=LANGUAGES[name], on_step=progress_reporter(name, history))
+        wall = time.monotonic() - started
+        clone = Voice.load(VoiceInfo(name, "cloned", path))
+        clone_audio = speak(clone)
+        row = {"speaker": name, "train min": f"{minutes:.1f}", "wall min": f"{wall / 60:.1f}"}
+        row.update(judge_clone(name, path, clone_audio, references[name], profiles, base_wer, base_mos))
+        (out / name / "result.json").write_text(json.dumps({"row": row, "curve": history}))
+        print(row, flush=True)
+
+    plot_curves(print_results(out))
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Calibration of the replay check (voicefake/fingerprint.py): share of differing fingerprint bits
+"""Calibration of the replay check (voicefake/enroll/fingerprint.py): share of differing fingerprint bits
 of copies of a recording against different recordings.
 
     .venv/bin/python bench/consent_replay.py [--trials 25]

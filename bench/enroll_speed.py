@@ -18,6 +18,7 @@ Prints markdown tables for the README.
 
 import argparse
 import csv
+import importlib
 import json
 import os
 import sys
@@ -63,7 +64,8 @@ def unmarked_joe(texts, rate=16000):
     out = []
     for text in texts:
         ids = [s.phoneme_ids for s in text_to_sentences(text, voice.phoneme_id_map)]
-        audio = np.concatenate([np.asarray(voice.piper.phoneme_ids_to_audio(i, SynthesisConfig()), np.float32).reshape(-1) for i in ids])
+        audio = np.concatenate([np.asarray(voice.piper.phoneme_ids_to_audio(i, SynthesisConfig()), np.float32).reshape(-1)
+                                for i in ids])
         out.append(soxr.resample(audio * 0.5 / max(np.abs(audio).max(), 1e-6), voice.sample_rate, rate).astype(np.float32))
     return out
 
@@ -114,157 +116,215 @@ def kept_from_others(folder, other_ranges, rate=16000):
     return kept, other
 
 
+def print_table(header, rows):
+    """A markdown table: `header` (column names), then one line per row."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+MIXED_HEADER = ("target", "minutes: target + others (turns)", "cuts", "utterances split", "minutes kept",
+                "kept from other speakers", "wall s")
+ENROLL_HEADER = ("speaker", "transcripts", "minutes given", "wall s", "minutes kept", "utterances", "rejected (count)",
+                 "consistency")
+CONSENT_HEADER = ("enrolled profile", "consent spoken by", "similarity min / median / max", "decision errors")
+
+
+def mixed_others(other, joe):
+    """The other speakers' clips of a mixed recording: up to 150 speech clips of 1-6 s of `other`, and joe."""
+    return {other: [sf.read(SPEECH / other / r["file"], dtype="float32")[0] for r in clips(other)
+                    if 1.0 <= float(r["duration_s"]) <= 6.0 and not r["transcript"].startswith("(")][:150],
+            "joe (unmarked)": joe}
+
+
+def enroll_mixed(target, path, ranges, split):
+    """Enroll the mixed recording at `path`, with or without the split at speaker changes.
+    Returns (wall s, utterances split, seconds kept, seconds of it other speakers)."""
+    import voicefake
+    from voicefake.config import voice_folder
+    from voicefake.enroll import enrollment
+
+    language, licence = SPEAKERS[target]
+    saved = enrollment.PARTIAL_LIMIT
+    enrollment.PARTIAL_LIMIT = enrollment.PARTIAL_LIMIT if split else -1.0  # -1: no window is another voice
+    name = f"mix-{target.replace('_', '-')}-{'split' if split else 'whole'}"
+    start = time.perf_counter()
+    try:
+        report = voicefake.enroll(name, [path], consent=voicefake.DeclaredLicence(licence), language=language,
+                                  transcripts=path.with_suffix(".txt"))
+    finally:
+        enrollment.PARTIAL_LIMIT = saved
+    wall = time.perf_counter() - start
+    kept, from_others = kept_from_others(voice_folder(name), ranges)
+    splits = next((n.split()[0] for n in report.notes if "another speaker's turn" in n), "0")
+    return wall, splits, kept, from_others
+
+
 def mixed_case(minutes, seed=0):
     """Enroll one recording of a target with other speakers' turns, with and without the split."""
-    import importlib
-
-    import voicefake
     from voicefake.asr import HARVARD_SENTENCES
-    from voicefake.config import voice_folder
-
-    enrollment = importlib.import_module("voicefake.enroll")  # the package attribute `enroll` is the function
 
     joe = unmarked_joe(HARVARD_SENTENCES)
     table = []
     scratch = Path(tempfile.mkdtemp(prefix="mixed-"))
     for target, other in (("allison_en", "ivrvoice_ru"), ("ivrvoice_ru", "allison_en")):
-        language, licence = SPEAKERS[target]
-        others = {other: [sf.read(SPEECH / other / r["file"], dtype="float32")[0] for r in clips(other)
-                          if 1.0 <= float(r["duration_s"]) <= 6.0 and not r["transcript"].startswith("(")][:150],
-                  "joe (unmarked)": joe}
+        others = mixed_others(other, joe)
         audio, text, ranges, spoken = mixed_recording(target, others, minutes, 0.14, np.random.default_rng(seed))
         path = scratch / f"{target}-mixed.flac"
         sf.write(path, audio, 16000)
         path.with_suffix(".txt").write_text(text, encoding="utf-8")  # the target's words (others' are not wanted)
         other_total = sum(b - a for a, b in ranges) / 16000
         for split in (False, True):
-            saved = enrollment.PARTIAL_LIMIT
-            enrollment.PARTIAL_LIMIT = enrollment.PARTIAL_LIMIT if split else -1.0  # -1: no window is another voice
-            name = f"mix-{target.replace('_', '-')}-{'split' if split else 'whole'}"
-            start = time.perf_counter()
-            try:
-                report = voicefake.enroll(name, [path], consent=voicefake.DeclaredLicence(licence), language=language,
-                                          transcripts=path.with_suffix(".txt"))
-            finally:
-                enrollment.PARTIAL_LIMIT = saved
-            wall = time.perf_counter() - start
-            kept, from_others = kept_from_others(voice_folder(name), ranges)
-            splits = next((n.split()[0] for n in report.notes if "another speaker's turn" in n), "0")
+            wall, splits, kept, from_others = enroll_mixed(target, path, ranges, split)
             table.append((target, f"{spoken / 60:.1f} + {other_total / 60:.1f} ({len(ranges)} turns)",
                           "split at changes" if split else "whole cuts (before)", splits, f"{kept / 60:.2f}",
                           f"{from_others:.1f} s = {from_others / max(kept, 1e-9):.1%}", f"{wall:.0f}"))
             print(f"mixed {target} split={split}: kept {kept:.0f} s, {from_others:.1f} s of it other speakers", file=sys.stderr)
-    print("| target | minutes: target + others (turns) | cuts | utterances split | minutes kept | kept from other speakers | wall s |")
-    print("|---|---|---|---|---|---|---|")
-    for row in table:
-        print("| " + " | ".join(map(str, row)) + " |")
+    print_table(MIXED_HEADER, table)
     print()
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--minutes", type=float, nargs="+", default=[5, 25])
-    parser.add_argument("--asr-minutes", type=float, default=5)
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--mixed-minutes", type=float, default=5, help="target minutes of the mixed-speaker case (0: skip)")
-    parser.add_argument("--only-mixed", action="store_true", help="run the mixed-speaker case only")
-    args = parser.parse_args()
-    if not SPEECH.is_dir():
-        sys.exit(f"bench needs the real recordings in {SPEECH}")
-    os.environ["VOICEFAKE_HOME"] = tempfile.mkdtemp(prefix="voicefake-bench-")
-    import voicefake
-    from voicefake.asr import word_error_rate
-    from voicefake.config import voice_folder
-    from voicefake.enroll import consent as consents
-    from voicefake.enroll import speech
-    from voicefake.enroll.enrollment import _consent_audio
+def enroll_row(speaker, transcripts, total, wall, report):
+    """A row of the enrollment table."""
+    rejected = ", ".join(f"{k} {int(c)}" for k, (c, _) in sorted(report.rejected.items()))
+    return (speaker, transcripts, f"{total / 60:.1f}", f"{wall:.1f}", f"{report.seconds_kept / 60:.1f}",
+            report.utterances_kept, rejected or "-", f"{report.consistency:.3f}")
 
-    print(f"machine: {os.cpu_count()} cores, load average before start {os.getloadavg()[0]:.1f}\n")
-    if args.mixed_minutes:
-        mixed_case(args.mixed_minutes)
-    if args.only_mixed:
-        return
+
+def enroll_given(minutes_list):
+    """Enroll each speaker's first N minutes with the given transcripts. Returns (table rows,
+    {speaker: mean embedding of the shortest enrollment}, {speaker: held-out speech clips})."""
+    import voicefake
+    from voicefake.config import voice_folder
+
     rows_enroll, profiles, held_out = [], {}, {}
     for speaker, (language, licence) in SPEAKERS.items():
         rows = clips(speaker)
         metadata = SPEECH / speaker / "metadata.csv"
-        for minutes in args.minutes:
+        for minutes in minutes_list:
             chosen, total = first_minutes(rows, minutes)
             name = f"{speaker.replace('_', '-')}-{minutes:g}"
             start = time.perf_counter()
             report = voicefake.enroll(name, [SPEECH / speaker / r["file"] for r in chosen],
                                       consent=voicefake.DeclaredLicence(licence), transcripts=metadata, language=language)
             wall = time.perf_counter() - start
-            rejected = ", ".join(f"{k} {int(c)}" for k, (c, _) in sorted(report.rejected.items()))
-            rows_enroll.append((speaker, "given", f"{total / 60:.1f}", f"{wall:.1f}", f"{report.seconds_kept / 60:.1f}",
-                                report.utterances_kept, rejected or "-", f"{report.consistency:.3f}"))
-            if minutes == min(args.minutes):
+            rows_enroll.append(enroll_row(speaker, "given", total, wall, report))
+            if minutes == min(minutes_list):
                 profiles[speaker] = np.load(voice_folder(name) / "profile.npz")["mean_embedding"]
                 # speech only: the corpus also holds "(5 seconds of silence)" clips
                 held_out[speaker] = [r for r in rows[len(chosen):]
                                      if 2.0 <= float(r["duration_s"]) <= 11.0 and not r["transcript"].startswith("(")]
             print(f"enrolled {speaker} {minutes:g} min in {wall:.1f} s", file=sys.stderr)
+    return rows_enroll, profiles, held_out
 
-    # pocketsphinx instead of the given transcripts (English only)
-    wer_line = "n/a"
-    if args.asr_minutes:
-        rows = clips("allison_en")
-        chosen, total = first_minutes(rows, args.asr_minutes)
-        start = time.perf_counter()
-        report = voicefake.enroll("allison-asr", [SPEECH / "allison_en" / r["file"] for r in chosen],
-                                  consent=voicefake.DeclaredLicence(SPEAKERS["allison_en"][1]))
-        wall = time.perf_counter() - start
-        folder = voice_folder("allison-asr")
-        manifest = json.loads((folder / "manifest.json").read_text())
-        texts = dict(line.rstrip("\n").split("|")[:2] for line in open(folder / "metadata.csv", encoding="utf-8"))
-        heard = {}
-        for utt in manifest["utterances"]:
-            heard.setdefault(utt["source"], []).append(texts[utt["id"]])
-        given = {str(SPEECH / "allison_en" / r["file"]): r["transcript"] for r in chosen}
-        refs, hyps = [], []
-        for source, parts in heard.items():
-            refs.append(given[manifest["report"]["files"][source]])
-            hyps.append(" ".join(parts))
-        wer = word_error_rate(refs, hyps)
-        wer_line = f"{wer:.3f} over {len(refs)} recordings"
-        rows_enroll.append(("allison_en", "pocketsphinx", f"{total / 60:.1f}", f"{wall:.1f}", f"{report.seconds_kept / 60:.1f}",
-                            report.utterances_kept, ", ".join(f"{k} {int(c)}" for k, (c, _) in sorted(report.rejected.items())) or "-",
-                            f"{report.consistency:.3f}"))
 
-    print("| speaker | transcripts | minutes given | wall s | minutes kept | utterances | rejected (count) | consistency |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows_enroll:
-        print("| " + " | ".join(map(str, row)) + " |")
-    print(f"\npocketsphinx word error rate against the given transcripts (allison_en, {args.asr_minutes:g} min): {wer_line}\n")
+def enroll_asr(minutes):
+    """Enroll allison_en's first `minutes` with pocketsphinx instead of the given transcripts.
+    Returns (table row, word error rate line)."""
+    import voicefake
+    from voicefake.asr import word_error_rate
+    from voicefake.config import voice_folder
+    from voicefake.enroll.dataset import read_metadata
 
-    # consent speaker check on real speakers
+    chosen, total = first_minutes(clips("allison_en"), minutes)
+    start = time.perf_counter()
+    report = voicefake.enroll("allison-asr", [SPEECH / "allison_en" / r["file"] for r in chosen],
+                              consent=voicefake.DeclaredLicence(SPEAKERS["allison_en"][1]))
+    wall = time.perf_counter() - start
+    folder = voice_folder("allison-asr")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    texts = dict(read_metadata(folder / "metadata.csv"))
+    heard = {}
+    for utt in manifest["utterances"]:
+        heard.setdefault(utt["source"], []).append(texts[utt["id"]])
+    given = {str(SPEECH / "allison_en" / r["file"]): r["transcript"] for r in chosen}
+    refs, hyps = [], []
+    for source, parts in heard.items():
+        refs.append(given[manifest["report"]["files"][source]])
+        hyps.append(" ".join(parts))
+    wer = word_error_rate(refs, hyps)
+    return enroll_row("allison_en", "pocketsphinx", total, wall, report), f"{wer:.3f} over {len(refs)} recordings"
+
+
+def consent_recording(speaker, pool, rng, path):
+    """Write ~7 s of `speaker`'s clips from `pool` (random order, 0.5 s pauses) to `path`."""
+    audio, order = [], rng.permutation(len(pool))
+    for index in order:
+        clip, _ = sf.read(SPEECH / speaker / pool[index]["file"], dtype="float32")
+        audio += [clip, np.zeros(8000, np.float32)]
+        if sum(map(len, audio)) >= 7 * 16000:
+            break
+    sf.write(path, np.concatenate(audio), 16000)
+
+
+def consent_scores(held_out, profiles, trials):
+    """{(profile speaker, consent speaker): [similarity of each consent recording to the profile]}."""
+    from voicefake.enroll.enrollment import _consent_audio
+    from voicefake.speaker import similarity
+
     rng = np.random.default_rng(0)
     scratch = Path(tempfile.mkdtemp(prefix="consent-"))
     scores = {(p, c): [] for p in profiles for c in profiles}
     for consent_speaker, pool in held_out.items():
-        for trial in range(args.trials):
-            audio, order = [], rng.permutation(len(pool))
-            for index in order:
-                clip, _ = sf.read(SPEECH / consent_speaker / pool[index]["file"], dtype="float32")
-                audio += [clip, np.zeros(8000, np.float32)]
-                if sum(map(len, audio)) >= 7 * 16000:
-                    break
+        for trial in range(trials):
             path = scratch / f"{consent_speaker}-{trial}.wav"
-            sf.write(path, np.concatenate(audio), 16000)
+            consent_recording(consent_speaker, pool, rng, path)
             _, embedding = _consent_audio(path)
             for profile_speaker, centre in profiles.items():
-                scores[(profile_speaker, consent_speaker)].append(speech.similarity(embedding, centre))
+                scores[(profile_speaker, consent_speaker)].append(similarity(embedding, centre))
+    return scores
+
+
+def print_consent_table(scores, trials):
+    from voicefake.enroll import consent as consents
+
     threshold = consents.SPEAKER_THRESHOLD
-    print(f"consent speaker check (threshold {threshold}, {args.trials} consent recordings of ~7 s per speaker):\n")
-    print("| enrolled profile | consent spoken by | similarity min / median / max | decision errors |")
-    print("|---|---|---|---|")
+    print(f"consent speaker check (threshold {threshold}, {trials} consent recordings of ~7 s per speaker):\n")
+    table = []
     for (profile_speaker, consent_speaker), values in scores.items():
         values = np.array(values)
         if profile_speaker == consent_speaker:
             errors = f"false reject {np.mean(values < threshold):.0%}"
         else:
             errors = f"false accept {np.mean(values >= threshold):.0%}"
-        print(f"| {profile_speaker} | {consent_speaker} | {values.min():.3f} / {np.median(values):.3f} / {values.max():.3f} | {errors} |")
+        table.append((profile_speaker, consent_speaker,
+                      f"{values.min():.3f} / {np.median(values):.3f} / {values.max():.3f}", errors))
+    print_table(CONSENT_HEADER, table)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, nargs="+", default=[5, 25])
+    parser.add_argument("--asr-minutes", type=float, default=5)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--mixed-minutes", type=float, default=5, help="target minutes of the mixed-speaker case (0: skip)")
+    parser.add_argument("--only-mixed", action="store_true", help="run the mixed-speaker case only")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if not SPEECH.is_dir():
+        sys.exit(f"bench needs the real recordings in {SPEECH}")
+    os.environ["VOICEFAKE_HOME"] = tempfile.mkdtemp(prefix="voicefake-bench-")
+    for module in ("voicefake", "voicefake.asr", "voicefake.config", "voicefake.enroll.consent",
+                   "voicefake.enroll.dataset", "voicefake.enroll.enrollment", "voicefake.speaker"):
+        importlib.import_module(module)  # loaded before anything is timed
+
+    print(f"machine: {os.cpu_count()} cores, load average before start {os.getloadavg()[0]:.1f}\n")
+    if args.mixed_minutes:
+        mixed_case(args.mixed_minutes)
+    if args.only_mixed:
+        return
+    rows_enroll, profiles, held_out = enroll_given(args.minutes)
+    wer_line = "n/a"
+    if args.asr_minutes:  # pocketsphinx instead of the given transcripts (English only)
+        row, wer_line = enroll_asr(args.asr_minutes)
+        rows_enroll.append(row)
+    print_table(ENROLL_HEADER, rows_enroll)
+    print(f"\npocketsphinx word error rate against the given transcripts (allison_en, {args.asr_minutes:g} min): {wer_line}\n")
+    print_consent_table(scores=consent_scores(held_out, profiles, args.trials), trials=args.trials)
 
 
 if __name__ == "__main__":

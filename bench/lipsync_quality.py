@@ -133,20 +133,48 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
 
 
-def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate: int) -> dict:
+def add_ssims(found: dict, k: int, gray_out, gray_in, p_in, p_out, input_frame) -> None:
+    """SSIM of the face outside the lower face (and of the whole frame outside it) on frame `k`;
+    on the first 40 frames also what the codec alone costs (the input through the same encoder)."""
+    import cv2
+
+    mask = face_outside_lower_face(p_in, p_out, gray_in.shape)
+    if mask.any():
+        ssim = ssim_map(gray_out, gray_in)
+        found["ssims"].append(float(ssim[mask].mean()))
+        found["frame_ssims"].append(float(ssim[face_outside_lower_face(p_in, p_out, gray_in.shape, False)].mean()))
+        if k < 40:  # what the codec alone costs: the input frame through the same encoder
+            codec = cv2.cvtColor(reencode(input_frame), cv2.COLOR_BGR2GRAY)
+            found["codec_ssims"].append(float(ssim_map(codec, gray_in)[mask].mean()))
+
+
+def add_sharpness(found: dict, gray_out, gray_in, p_in, p_out) -> None:
+    """Variance of the Laplacian in the mouth box (both frames' lips, padded) and on the lips alone."""
+    import cv2
+
+    lo = np.minimum(p_in[48:60].min(axis=0), p_out[48:60].min(axis=0))
+    hi = np.maximum(p_in[48:60].max(axis=0), p_out[48:60].max(axis=0))
+    pad = 0.25 * (hi - lo)
+    (x0, y0), (x1, y1) = np.floor(lo - pad).astype(int), np.ceil(hi + pad).astype(int)
+    lap_out = cv2.Laplacian(gray_out, cv2.CV_64F)
+    lap_in = cv2.Laplacian(gray_in, cv2.CV_64F)
+    found["sharp_out"].append(lap_out[y0:y1, x0:x1].var())
+    found["sharp_in"].append(lap_in[y0:y1, x0:x1].var())
+    found["lips_out"].append(lap_out[lip_band(p_out, gray_out.shape)].var())  # the lips alone: no teeth either way
+    found["lips_in"].append(lap_in[lip_band(p_in, gray_in.shape)].var())
+
+
+def compare_frames(outputs, inputs, synced) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Mouth opening measured on every output and input frame (NaN without a face), and on synced
+    frames with a face in both: SSIMs (every other frame) and sharpness, as lists by name."""
     import cv2
 
     from voicefake.lipsync.face import mouth_opening
-    from voicefake.lipsync.visemes import track_from_audio
 
-    outputs = decode(out)
-    inputs = input_frames(face, len(outputs))
     n = len(outputs)
-    target = np.array(data["opening"])
-    acoustic = track_from_audio(audio, rate, data["fps"], n).opening
-    synced = np.array(data["synced"], dtype=bool)
     measured_out, measured_in = np.full(n, np.nan), np.full(n, np.nan)
-    ssims, frame_ssims, codec_ssims, sharp_out, sharp_in, lips_out, lips_in = [], [], [], [], [], [], []
+    keys = ("ssims", "frame_ssims", "codec_ssims", "sharp_out", "sharp_in", "lips_out", "lips_in")
+    found = {key: [] for key in keys}
     for k in range(n):
         p_out, p_in = landmarks(outputs[k]), landmarks(inputs[k])
         if p_out is not None:
@@ -158,26 +186,15 @@ def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate:
         gray_out = cv2.cvtColor(outputs[k], cv2.COLOR_BGR2GRAY)
         gray_in = cv2.cvtColor(inputs[k], cv2.COLOR_BGR2GRAY)
         if k % 2 == 0:  # SSIM of the face outside the lower face, every other frame
-            mask = face_outside_lower_face(p_in, p_out, gray_in.shape)
-            if mask.any():
-                ssim = ssim_map(gray_out, gray_in)
-                ssims.append(float(ssim[mask].mean()))
-                frame_ssims.append(float(ssim[face_outside_lower_face(p_in, p_out, gray_in.shape, False)].mean()))
-                if k < 40:  # what the codec alone costs: the input frame through the same encoder
-                    codec = cv2.cvtColor(reencode(inputs[k]), cv2.COLOR_BGR2GRAY)
-                    codec_ssims.append(float(ssim_map(codec, gray_in)[mask].mean()))
-        lo = np.minimum(p_in[48:60].min(axis=0), p_out[48:60].min(axis=0))
-        hi = np.maximum(p_in[48:60].max(axis=0), p_out[48:60].max(axis=0))
-        pad = 0.25 * (hi - lo)
-        (x0, y0), (x1, y1) = np.floor(lo - pad).astype(int), np.ceil(hi + pad).astype(int)
-        lap_out = cv2.Laplacian(gray_out, cv2.CV_64F)
-        lap_in = cv2.Laplacian(gray_in, cv2.CV_64F)
-        sharp_out.append(lap_out[y0:y1, x0:x1].var())
-        sharp_in.append(lap_in[y0:y1, x0:x1].var())
-        lips_out.append(lap_out[lip_band(p_out, gray_out.shape)].var())  # the lips alone: no teeth either way
-        lips_in.append(lap_in[lip_band(p_in, gray_in.shape)].var())
-    # quivering in silence: change between consecutive output frames in the mouth box where the audio
-    # keeps the mouth closed and the input does not move (a photo)
+            add_ssims(found, k, gray_out, gray_in, p_in, p_out, inputs[k])
+        add_sharpness(found, gray_out, gray_in, p_in, p_out)
+    return measured_out, measured_in, found
+
+
+def silent_frame_change(outputs, inputs, target, synced) -> float:
+    """Quivering in silence: change between consecutive output frames in the mouth box where the
+    audio keeps the mouth closed and the input does not move (a photo); NaN where there is none."""
+    n = len(outputs)
     still = [
         k
         for k in range(1, n)
@@ -203,6 +220,28 @@ def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate:
                     ]
                 )
             )
+    return quiver
+
+
+def mean_or_nan(values: list) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def ratio_or_nan(numerators: list, denominators: list) -> float:
+    return float(np.mean(numerators) / max(np.mean(denominators), 1e-9)) if denominators else float("nan")
+
+
+def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate: int) -> dict:
+    from voicefake.lipsync.visemes import track_from_audio
+
+    outputs = decode(out)
+    inputs = input_frames(face, len(outputs))
+    n = len(outputs)
+    target = np.array(data["opening"])
+    acoustic = track_from_audio(audio, rate, data["fps"], n).opening
+    synced = np.array(data["synced"], dtype=bool)
+    measured_out, measured_in, found = compare_frames(outputs, inputs, synced)
+    quiver = silent_frame_change(outputs, inputs, target, synced)
     everywhere = np.ones(n, dtype=bool)
     r_out, lag_out = best_lag(measured_out, target, synced)
     r_in, lag_in = best_lag(measured_in, target, synced)
@@ -222,11 +261,11 @@ def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate:
         "lag_vs_acoustic": lag_acoustic,
         "input_r": r_in,
         "input_lag": lag_in,
-        "ssim": float(np.mean(ssims)) if ssims else float("nan"),
-        "ssim_codec_alone": float(np.mean(codec_ssims)) if codec_ssims else float("nan"),
-        "ssim_whole_frame": float(np.mean(frame_ssims)) if frame_ssims else float("nan"),
-        "sharpness": float(np.mean(sharp_out) / max(np.mean(sharp_in), 1e-9)) if sharp_in else float("nan"),
-        "lip_sharpness": float(np.mean(lips_out) / max(np.mean(lips_in), 1e-9)) if lips_in else float("nan"),
+        "ssim": mean_or_nan(found["ssims"]),
+        "ssim_codec_alone": mean_or_nan(found["codec_ssims"]),
+        "ssim_whole_frame": mean_or_nan(found["frame_ssims"]),
+        "sharpness": ratio_or_nan(found["sharp_out"], found["sharp_in"]),
+        "lip_sharpness": ratio_or_nan(found["lips_out"], found["lips_in"]),
         "silent_frame_change": quiver,
         "fps": n / data["elapsed"],
         "fps_process": n / data["process_wall"],

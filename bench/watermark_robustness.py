@@ -24,22 +24,23 @@ from __future__ import annotations
 import os
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # one core per worker: the detection time is per core
+    os.environ.setdefault(_var, "1")  # one core per worker, set before numpy loads: the detection time is per core
 
-import argparse
-import csv
-import io
-import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
+import argparse  # noqa: E402  (after the thread settings above)
+import io  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np
-import soxr
-from scipy.signal import butter, fftconvolve, sosfilt
+import numpy as np  # noqa: E402
+import soxr  # noqa: E402
+from scipy.signal import butter, fftconvolve, sosfilt  # noqa: E402
+
+from voicefake.io.audio import read_audio  # noqa: E402
+from voicefake.provenance import watermark as wm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 SPEECH = ROOT.parent / "shared" / "data" / "speech"
 SR = 22050
 RT60 = (0.2, 0.6)            # s, room reverberation of the simulated re-recording
@@ -47,9 +48,6 @@ PHONE_BAND = (300.0, 3400.0)  # Hz
 ROOM_SNR = 20.0              # dB, pink room noise
 CLIP_AT = 0.5                # of the peak: the recorder clips
 CODEC_RATE = 64000
-
-from voicefake.io.audio import read_audio
-from voicefake.provenance import watermark as wm
 
 # ----------------------------------------------------------------------------- transforms
 
@@ -182,12 +180,11 @@ def real_pieces(rng, min_s=3.0, max_s=10.0):
 def synth_clips(n: int, rng):
     """n clips of 3-10 s, each the list of its sentence chunks (joe voice, unmarked: the raw graph)."""
     from voicefake import load_voice
+    from voicefake.enroll.dataset import read_metadata
     from voicefake.tts.text import text_to_sentences
 
     voice = load_voice("joe")
-    with open(SPEECH / "allison_en" / "metadata.csv", encoding="utf-8") as f:
-        rows = list(csv.reader(f, delimiter="|"))
-    texts = [r[1] for r in rows if len(r) >= 3 and r[0].startswith("wavs/")]
+    texts = [text for file, text in read_metadata(SPEECH / "allison_en" / "metadata.csv") if file.startswith("wavs/")]
     rng.shuffle(texts)
     clips, i = [], 0
     while len(clips) < n and i < len(texts):

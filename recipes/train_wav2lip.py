@@ -28,9 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from voicefake.lipsync.wav2lip import (  # noqa: E402
+from voicefake.lipsync.wav2lip import (
     AUDIO_RATE,
     IMG_SIZE,
     MEL_FPS,

@@ -1,9 +1,8 @@
-import os
-from pathlib import Path
+import shutil
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from tests.helpers import SHARED, make_tiny_voice
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +22,22 @@ def voice():
     import voicefake
 
     return voicefake.load_voice("joe")
+
+
+@pytest.fixture(scope="session")
+def tiny_voice_folder(tmp_path_factory):
+    """The tiny generated voice, built once per test session (a few seconds)."""
+    return make_tiny_voice(tmp_path_factory.mktemp("tiny")).parent
+
+
+@pytest.fixture
+def tiny_voice(tiny_voice_folder, private_home):
+    """The tiny voice installed as voice "tiny" in this test's $VOICEFAKE_HOME, loaded."""
+    import voicefake
+    from voicefake.config import voice_folder
+
+    shutil.copytree(tiny_voice_folder, voice_folder("tiny"))
+    return voicefake.load_voice("tiny")
 
 
 @pytest.fixture(scope="session")

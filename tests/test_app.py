@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-from speech_samples import SENTENCES, speak, write
-from test_lipsync import draw_face
+
+from tests.helpers import SENTENCES, draw_face, speak, write
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from speech_samples import SENTENCES, speak, write
-from test_lipsync import draw_face
+
+from tests.helpers import SENTENCES, draw_face, speak, write
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

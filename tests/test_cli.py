@@ -109,7 +109,7 @@ def test_outputs_follow_the_umask(tmp_path):
     for umask, expected in [(0o022, 0o644), (0o027, 0o640)]:
         out = tmp_path / f"out-{umask:o}.wav"
         result = subprocess.run([sys.executable, "-m", "voicefake.cli", "say", "Hello.", "-o", str(out)],
-                                capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(umask))
+                                capture_output=True, text=True, timeout=120, preexec_fn=lambda umask=umask: os.umask(umask))
         assert result.returncode == 0, result.stderr
         assert stat.S_IMODE(out.stat().st_mode) == expected
 
@@ -135,3 +135,10 @@ def test_say_onto_a_full_disk_is_one_line(full_disk):
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "No space left on device" in errors[0], result.stderr
     assert list(full_disk.iterdir()) == []
+
+
+def test_say_and_detect_with_a_generated_voice(tiny_voice, tmp_path):
+    out = tmp_path / "tiny.wav"
+    assert run("say", "A short sentence, spoken twice over.", "--voice", "tiny", "-o", str(out)).returncode == 0
+    found = run("detect", str(out))
+    assert found.returncode == 0 and "tiny" in found.stdout, found.stdout + found.stderr

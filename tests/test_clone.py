@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from speech_samples import SENTENCES, speak
 
 import voicefake
+from tests.helpers import SENTENCES, speak
 from voicefake.enroll.consent import DeclaredLicence
 from voicefake.enroll.enrollment import enroll
 from voicefake.errors import VoicefakeError

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from speech_samples import SENTENCES, join, real_clips, speak, write
 
 import voicefake
+from tests.helpers import SENTENCES, join, real_clips, speak, write
 from voicefake.enroll import consent as consents
 from voicefake.enroll.consent import (
     DeclaredLicence,
@@ -137,7 +137,8 @@ def test_refused_consent_says_why_and_writes_nothing(tmp_path, voice, joe_clips,
 
 
 def test_cli_refused_consent_exits_2_with_the_report(tmp_path, voice, joe_clips):
-    issued = subprocess.run([sys.executable, "-m", "voicefake.cli", "consent-phrase", "ann", "--json"], capture_output=True, text=True)
+    issued = subprocess.run([sys.executable, "-m", "voicefake.cli", "consent-phrase", "ann", "--json"],
+                            capture_output=True, text=True)
     wrong = write(tmp_path / "consent.wav", speak(voice, f"{consents.STATEMENT} {consents.random_sentence()}"))
     result = subprocess.run(
         [sys.executable, "-m", "voicefake.cli", "enroll", "ann", str(joe_clips), "--consent", str(wrong)],
@@ -167,7 +168,8 @@ def test_non_english_checks_the_speaker_only(tmp_path):
     enrolled, held_out = russian[:12], russian[12:]
     metadata = russian[0][0].parent.parent / "metadata.csv"
     her = write(tmp_path / "her.wav", join([p for p, _ in held_out], 16000, gap=0.5), 16000)
-    allison = write(tmp_path / "allison.wav", join([p for p, _ in real_clips("allison_en", 3.0, 11.0, limit=3)], 16000, 0.5), 16000)
+    allison_clips = [p for p, _ in real_clips("allison_en", 3.0, 11.0, limit=3)]
+    allison = write(tmp_path / "allison.wav", join(allison_clips, 16000, 0.5), 16000)
 
     issue_challenge("olga")
     with pytest.raises(ConsentRefused, match="not the person"):

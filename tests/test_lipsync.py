@@ -12,108 +12,18 @@ import numpy as np
 import pytest
 
 import voicefake
+from tests.helpers import RATE, SHARED, draw_face, make_video, vowel
 from voicefake import VoicefakeError
 from voicefake.io.video import to_bgr
-from voicefake.lipsync.face import TEMPLATE_68, detect_faces, mouth_opening
+from voicefake.lipsync.face import detect_faces, mouth_opening
 from voicefake.lipsync.pipeline import lipsync
 from voicefake.lipsync.visemes import (
     LEAD_S,
     PhonemeTiming,
+    timings_from_chunks,
     track_from_audio,
     track_from_phonemes,
 )
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-RATE = 22050
-
-
-def draw_face(size: int = 320, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """A synthetic frontal face (BGR) that dlib's detector and landmark model accept: skin-shaded oval,
-    hair, brows, eyes with irises, a shaded nose and closed lips, laid out on the 68-point template."""
-    s = 4 * size  # drawn 4x larger, then shrunk: smooth anti-aliased shading
-    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
-    img = np.stack([0.55 + 0.1 * yy, 0.5 + 0.05 * yy, 0.45 + 0 * yy], axis=-1)
-    cx, cy, iod = 0.5 + shift[0] / size, 0.42 + shift[1] / size, 0.2
-
-    def at(x, y):
-        return int((cx + x * iod) * s), int((cy + y * iod) * s)
-
-    def length(v):
-        return int(v * iod * s)
-
-    skin = np.array([0.55, 0.65, 0.85], np.float32)
-    hair = (0.12, 0.18, 0.25)
-    cv2.rectangle(img, at(-0.6, 1.0), at(0.6, 3.0), (skin * 0.8).tolist(), -1)
-    cv2.ellipse(img, at(0, -0.2), (length(1.35), length(1.6)), 0, 0, 360, hair, -1)
-    mask = np.zeros((s, s), np.float32)
-    cv2.ellipse(mask, at(0, 0.45), (length(1.1), length(1.35)), 0, 0, 360, 1.0, -1)
-    r2 = ((xx - cx) / (1.1 * iod)) ** 2 + ((yy - (cy + 0.45 * iod)) / (1.35 * iod)) ** 2
-    shade = np.clip(1.0 - 0.35 * r2**1.5, 0.5, 1)[..., None]
-    img = img * (1 - mask[..., None]) + mask[..., None] * skin * shade
-    cv2.ellipse(img, at(0, -0.75), (length(1.15), length(0.55)), 0, 180, 360, hair, -1)
-    for side in (-1, 1):
-        brow = np.array([at(side * x, y) for x, y in TEMPLATE_68[17:22, :] * [-1, 1]], np.int32)
-        cv2.polylines(img, [brow], False, (0.15, 0.2, 0.28), length(0.09), cv2.LINE_AA)
-        cv2.ellipse(img, at(side * 0.5, 0), (length(0.26), length(0.11)), 0, 0, 360, (0.9, 0.92, 0.95), -1, cv2.LINE_AA)
-        cv2.circle(img, at(side * 0.5, 0), length(0.1), (0.35, 0.3, 0.2), -1, cv2.LINE_AA)
-        cv2.circle(img, at(side * 0.5, 0), length(0.05), (0.05, 0.05, 0.05), -1, cv2.LINE_AA)
-        cv2.ellipse(
-            img,
-            at(side * 0.5, 0),
-            (length(0.27), length(0.12)),
-            0,
-            180,
-            360,
-            (0.1, 0.1, 0.15),
-            length(0.03),
-            cv2.LINE_AA,
-        )
-        cv2.ellipse(
-            img, at(side * 0.1, 0.66), (length(0.06), length(0.03)), 0, 0, 360, (0.15, 0.2, 0.3), -1, cv2.LINE_AA
-        )
-    cv2.line(img, at(0.1, 0.1), at(0.14, 0.55), (skin * 0.75).tolist(), length(0.06), cv2.LINE_AA)
-    cv2.ellipse(
-        img, at(0, 0.62), (length(0.22), length(0.1)), 0, 0, 180, (skin * 0.7).tolist(), length(0.04), cv2.LINE_AA
-    )
-    upper = [
-        at(-0.42, 0.98),
-        at(-0.2, 0.9),
-        at(0, 0.93),
-        at(0.2, 0.9),
-        at(0.42, 0.98),
-        at(0.2, 1.0),
-        at(0, 1.0),
-        at(-0.2, 1.0),
-    ]
-    lower = [
-        at(-0.42, 0.98),
-        at(-0.2, 1.0),
-        at(0, 1.0),
-        at(0.2, 1.0),
-        at(0.42, 0.98),
-        at(0.22, 1.1),
-        at(0, 1.15),
-        at(-0.22, 1.1),
-    ]
-    cv2.fillPoly(img, [np.array(upper, np.int32)], (0.35, 0.35, 0.7), cv2.LINE_AA)
-    cv2.fillPoly(img, [np.array(lower, np.int32)], (0.4, 0.4, 0.75), cv2.LINE_AA)
-    line = [at(-0.42, 0.98), at(-0.2, 1.0), at(0, 1.0), at(0.2, 1.0), at(0.42, 0.98)]
-    cv2.polylines(img, [np.array(line, np.int32)], False, (0.15, 0.15, 0.35), length(0.025), cv2.LINE_AA)
-    img = cv2.GaussianBlur(img, (0, 0), s / 400)
-    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-    noise = np.random.default_rng(0).normal(0, 0.01, img.shape)
-    return np.clip((img + noise) * 255, 0, 255).astype(np.uint8)
-
-
-def vowel(seconds: float, f0: float = 140.0) -> np.ndarray:
-    """A voiced 'ah': harmonics of f0 shaped by two formants (700 and 1200 Hz)."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    out = np.zeros_like(t)
-    for k in range(1, 40):
-        f = k * f0
-        gain = np.exp(-(((f - 700) / 250) ** 2)) + 0.6 * np.exp(-(((f - 1200) / 300) ** 2)) + 0.02
-        out += gain * np.sin(2 * np.pi * f * t + k)
-    return (0.3 * out / np.abs(out).max()).astype(np.float32)
 
 
 def open_close_audio(cycles: int = 3, half: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -209,21 +119,6 @@ def test_label_is_drawn_unless_switched_off(face_png, tmp_path):
     assert np.abs(labelled[:200].astype(float) - plain[:200].astype(float)).mean() < 1.0
 
 
-def make_video(path, frames, fps, audio=None):
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
 def test_video_with_faceless_frames_is_played_back_and_forth(tmp_path):
     face = draw_face(256)
     blank = np.full_like(face, 90)
@@ -233,7 +128,7 @@ def test_video_with_faceless_frames_is_played_back_and_forth(tmp_path):
     audio, _ = open_close_audio(cycles=1, half=0.75)  # 1.5 s = 45 frames at 30 fps, the clip has 20
     out = tmp_path / "long.mp4"
     report = lipsync(source, (audio, RATE), out, label=False, progress=False)
-    order = [0, *range(1, 20), *range(18, 0, -1), *range(0, 7)]  # ping-pong
+    order = [0, *range(1, 20), *range(18, 0, -1), *range(7)]  # ping-pong
     assert report.frames == 45 and report.fps == 30
     assert report.no_face_frames == sum(1 for i in order[:45] if i >= 14)
     got, fps, *_ = read_video(out)
@@ -318,9 +213,8 @@ def test_two_faces_largest_by_default_or_by_index(tmp_path):
 
 
 def test_interrupted_job_leaves_no_partial_file(face_png, tmp_path, monkeypatch):
-    import importlib
 
-    module = importlib.import_module("voicefake.lipsync")  # the module (voicefake.lipsync is also the function)
+    from voicefake.lipsync import pipeline as module
 
     def broken(frame, index, fps):
         if index == 5:
@@ -387,7 +281,7 @@ def test_shared_portrait(tmp_path, voice):
     assert len(frames) == report.frames == round(sum(c.duration for c in chunks) * 25)
     assert frames[0].shape == (512, 512, 3) and codec == "aac"
     measured = openings(frames)
-    track = track_from_phonemes(voicefake.lipsync.visemes.timings_from_chunks(chunks), 25, len(frames))
+    track = track_from_phonemes(timings_from_chunks(chunks), 25, len(frames))
     assert np.corrcoef(measured, track.opening)[0, 1] > 0.7
     original = cv2.imread(str(portrait)).astype(float)
     eyes = (slice(80, 115), slice(180, 270))  # the upper face is left alone: codec and invisible mark only
@@ -540,3 +434,77 @@ def test_cli_lipsync_stopped_by_a_signal_leaves_no_file(face_png, tmp_path, sign
     assert process.returncode == 128 + getattr(signal, signame), stderr
     assert "Traceback" not in stderr, stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["speech.wav"]
+
+
+# ---------------------------------------------------------------- the stages, on frames in memory
+
+
+@pytest.fixture(scope="module")
+def drawn_track():
+    """Eight frames of a drawn face drifting right, then four without a face, tracked (stage 1)."""
+    from voicefake.lipsync.track import track_face
+
+    face = draw_face(256)
+    frames = [np.roll(face, k, axis=1) for k in range(8)] + [np.full_like(face, 90)] * 4
+    return frames, track_face(frames, 25, harvest=True)
+
+
+def test_track_stage_follows_the_face_frame_by_frame(drawn_track):
+    frames, track = drawn_track
+    assert len(track) == 12 and track.landmarks.shape == (12, 68, 2)
+    assert track.found.tolist() == [True] * 8 + [False] * 4
+    assert np.isnan(track.landmarks[8:]).all() and not np.isnan(track.landmarks[:8]).any()
+    nose_x = track.landmarks[:8, 30, 0]
+    assert np.all(np.diff(nose_x) > 0) and 5 < nose_x[-1] - nose_x[0] < 10  # it drifted 7 px right
+    assert np.abs(track.yaw).max() < 0.1 and not track.occluded.any()  # frontal, nothing in front of the mouth
+    assert track.interior is not None and track.interior.source == "procedural"  # the drawn mouth never opens
+
+
+def test_plan_stage_opens_the_mouth_for_sound_and_keeps_it_shut_in_silence(drawn_track):
+    from voicefake.lipsync.plan import plan_mouth
+
+    _, track = drawn_track
+    audio, pattern = open_close_audio()  # 0.5 s bursts and silences: 75 frames, the clip has 12
+    plan = plan_mouth(track, audio, RATE, 25, len(pattern))
+    assert len(plan) == 75 and plan.order[:24] == [*range(12), *range(10, -1, -1), 1]  # played back and forth
+    assert plan.source == "audio" and plan.speech
+    middle = np.array([4 <= k % 12.5 < 9 for k in range(75)])  # the middle of each burst and silence
+    assert plan.opening[middle & (pattern == 1)].min() > 0.5
+    assert plan.opening[middle & (pattern == 0)].max() < 0.05
+    assert np.corrcoef(plan.opening, pattern)[0, 1] > 0.9
+    # full strength on the face, none where there is no face, ramped in between
+    shown = np.array(plan.order)
+    assert np.all(plan.strength[shown < 6] > 0.95) and np.all(plan.strength[shown >= 8] == 0)
+    assert np.all((plan.strength[shown == 7] > 0) & (plan.strength[shown == 7] < 0.5))
+    quiet = plan_mouth(track, np.zeros(RATE, np.float32), RATE, 25, 25)
+    assert not quiet.speech and quiet.opening.max() < 0.05
+
+
+def test_render_stage_changes_only_the_mouth(drawn_track):
+    from voicefake.lipsync.plan import MouthPlan
+    from voicefake.lipsync.render import make_renderer, render_frame
+
+    frames, track = drawn_track
+    plan = MouthPlan(
+        order=[3, 9],
+        opening=np.array([1.0, 1.0]),
+        spread=np.zeros(2),
+        strength=np.array([1.0, 0.0]),
+        source="audio",
+        speech=True,
+    )
+    renderer = make_renderer("classic", track)
+    assert renderer.interior == "procedural"
+    before = frames[3].copy()
+    after = render_frame(frames[3], 0, track, plan, renderer)
+    assert np.array_equal(frames[3], before)  # a new frame, the input untouched
+    assert render_frame(frames[9], 1, track, plan, renderer) is frames[9]  # no face: passed through
+    assert mouth_opening(detect_faces(after)[0]) > 0.15 > 0.03 > mouth_opening(detect_faces(before)[0])
+    diff = np.abs(after.astype(float) - before).max(axis=2)
+    points = track.landmarks[3]
+    (x0, y0), (x1, y1) = points[48:68].min(axis=0), points[48:68].max(axis=0)
+    margin = (x1 - x0) / 2
+    near = np.zeros(diff.shape, bool)
+    near[int(y0 - margin) : int(y1 + margin), int(x0 - margin) : int(x1 + margin)] = True
+    assert diff[near].mean() > 10 and diff[~near].mean() < 2
+    assert diff[: int(points[17:27, 1].min())].max() == 0  # above the brows: not one pixel changed

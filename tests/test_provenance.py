@@ -7,9 +7,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from test_lipsync import draw_face
 
 import voicefake
+from tests.helpers import draw_face
 from voicefake.io.media import read_media
 from voicefake.provenance import watermark
 

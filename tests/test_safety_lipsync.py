@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_lipsync import RATE, SHARED, draw_face, make_video, vowel
 
 import voicefake
+from tests.helpers import RATE, SHARED, draw_face, make_video, vowel
 from voicefake import VoicefakeError
 from voicefake.cli import main
 from voicefake.lipsync.pipeline import lipsync

@@ -5,7 +5,7 @@ import json
 import stat
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import numpy as np
@@ -39,8 +39,8 @@ def make_mp4(path, voice=None):
 
 
 def recent(stamp: str) -> bool:
-    when = datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=timezone.utc)
-    return abs(datetime.now(timezone.utc) - when) < timedelta(minutes=5)
+    when = datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=UTC)
+    return abs(datetime.now(UTC) - when) < timedelta(minutes=5)
 
 
 def only_file(folder, name):

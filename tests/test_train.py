@@ -9,6 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.helpers import TINY_DIMS_ARGS
+from voicefake.enroll.dataset import read_dataset
 from voicefake.errors import VoicefakeError
 from voicefake.tts import clone, train
 from voicefake.tts.model import vits_synthesize
@@ -37,12 +39,15 @@ def base(tmp_path_factory):
     return clone.build_base(steps=2, out=tmp_path_factory.mktemp("base") / clone.BASE_FILE, batch_size=2)
 
 def test_metadata_forms_are_both_read(dataset, tmp_path):
-    assert [p.name for p, _ in train.read_metadata(dataset)] == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    assert [p.name for p, _ in read_dataset(dataset)] == ["clip0.wav", "clip1.wav", "clip2.wav"]
     (tmp_path / "wavs").mkdir()
     (tmp_path / "metadata.csv").write_text("file|transcript|duration_s\nwavs/a.flac|Hello there.|1.2\n")
-    assert train.read_metadata(tmp_path) == [(tmp_path / "wavs" / "a.flac", "Hello there.")]
+    assert read_dataset(tmp_path) == [(tmp_path / "wavs" / "a.flac", "Hello there.")]
     with pytest.raises(VoicefakeError, match="metadata.csv"):
-        train.read_metadata(tmp_path / "wavs")
+        read_dataset(tmp_path / "wavs")
+    (tmp_path / "metadata.csv").write_text("just one column\n")
+    with pytest.raises(VoicefakeError, match="line 1: expected `file|text`"):
+        read_dataset(tmp_path)
 
 
 def test_posterior_encoder_distillation_reduces_its_loss(voice):
@@ -81,15 +86,23 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
     assert loss() < before
 
 
-def test_checkpoints_round_trip_and_resume_continues(base, dataset, voice, tmp_path):
+def tiny_model(seed: int = 0):
+    """The tiny test voice's architecture, speaker-conditioned: checkpoints are the same at any size."""
+    from voicefake.tts.model import VitsDims, build_vits
+
+    torch.manual_seed(seed)
+    return build_vits(VitsDims(**TINY_DIMS_ARGS, d_vector_dim=256))
+
+
+def test_checkpoints_round_trip_and_resume_continues(dataset, voice, tmp_path):
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
     settings = train.TrainSettings(batch_size=2, speaker_weight=1.0)
-    model, d_vector = clone.load_base(path=base)
+    model, d_vector = tiny_model(), torch.nn.functional.normalize(torch.ones(256), dim=0)
     path = tmp_path / "checkpoint.pt"
     first = train.fine_tune(model, utterances, d_vector, path, settings, seconds=600, max_steps=2)
     assert first.step == 2 and path.exists()
 
-    restored, _ = clone.load_base(path=base)
+    restored = tiny_model(seed=1)
     state = train.Checkpoint.load(path, restored)
     assert state.step == 2
     for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values()):

@@ -1,19 +1,15 @@
 """The invisible video watermark: invisible, survives H.264 CRF 28 and half size, never cries wolf."""
 
-import sys
-from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
-from test_lipsync import draw_face
 
+from bench.video_watermark import encode_decode as reencode  # the bench's H.264 round trip
+from tests.helpers import draw_face
 from voicefake.provenance import videomark
 from voicefake.provenance.watermark import Payload
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from video_watermark import encode_decode as reencode  # noqa: E402  the bench's H.264 round trip
 
 PAYLOAD = Payload(0xBEEF, 12345)
 

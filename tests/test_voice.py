@@ -4,7 +4,8 @@ import pytest
 import voicefake
 from voicefake.errors import VoicefakeError
 
-PARAGRAPH = "The sun rose over the hills. Birds began to sing. A farmer walked to the barn. The cows were waiting. It was a quiet morning."
+PARAGRAPH = ("The sun rose over the hills. Birds began to sing. A farmer walked to the barn. "
+             "The cows were waiting. It was a quiet morning.")
 
 
 def test_bundled_voice_is_listed():
@@ -61,3 +62,19 @@ def test_long_text_streams_without_making_it_all_first(voice):
     text = " ".join(f"This is sentence number {i}." for i in range(300))  # about 9,000 characters
     chunks = voice.synthesize(text)
     assert next(chunks).duration > 0.5  # the first chunk comes without synthesizing the rest
+
+
+def test_a_generated_voice_goes_through_every_serving_step(tiny_voice):
+    """The tiny voice (random weights, built in this session) is found, loaded from ONNX, speaks
+    with phoneme timings, and carries the watermark naming it, as every cloned voice does."""
+    from voicefake.provenance import watermark
+
+    assert {v.name: v.state for v in voicefake.list_voices()}["tiny"] == "cloned"
+    chunks = list(tiny_voice.synthesize(PARAGRAPH))
+    assert len(chunks) == 5
+    for chunk in chunks:
+        assert chunk.sample_rate == 22050 and np.isfinite(chunk.audio).all()
+        assert len(chunk.phonemes) == len(chunk.phoneme_durations)
+        assert sum(chunk.phoneme_durations) == pytest.approx(chunk.duration, abs=1e-6)
+    found = watermark.detect(np.concatenate([c.audio for c in chunks]), 22050)
+    assert found.found and found.payload.voice_hash == watermark.voice_hash("tiny")

@@ -4,22 +4,19 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from voicefake.provenance import watermark as wm
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from watermark_robustness import (
+from bench.watermark_robustness import (
     codec_roundtrip,
     pitch_shift,
     rerecord,
     speed,
     time_stretch,
 )
+from voicefake.provenance import watermark as wm
 
 SR = wm.SAMPLE_RATE
 TEXTS = [
@@ -388,7 +385,8 @@ def _timed(fn, *args):
 
 
 def test_import_is_light():
-    code = "import sys, voicefake.watermark; print(sorted(m for m in ('torch', 'onnxruntime', 'librosa') if m in sys.modules))"
+    code = ("import sys, voicefake.provenance.watermark; "
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'librosa') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

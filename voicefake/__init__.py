@@ -10,9 +10,9 @@ provenance/ (marks on every output). io/ reads and writes files, config.py holds
 settings, cli.py and app/ are the two front ends.
 """
 
-__version__ = "0.1.0"
 
 from voicefake.config import SAMPLE_RATE
+from voicefake.config import VERSION as __version__  # noqa: F401  (the package version)
 from voicefake.enroll import EnrollReport, enroll, remove_voice
 from voicefake.enroll.consent import DeclaredLicence, issue_challenge, require_consent
 from voicefake.errors import VoicefakeError

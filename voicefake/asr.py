@@ -7,7 +7,8 @@ import threading
 
 import numpy as np
 
-ASR_SAMPLE_RATE = 16000
+from voicefake.config import ANALYSIS_RATE
+
 # Harvard sentences (IEEE 1969, public domain): the fixed texts intelligibility is measured on.
 # Benchmarks and tests take the first 10-20; clone.py validates on the last 3, kept apart from them.
 HARVARD_SENTENCES = [
@@ -25,25 +26,41 @@ HARVARD_SENTENCES = [
     "Press the pants and sew a button on the vest.",
 ]
 
+OPEN_SEARCH = "open"  # the general English language model
 _decoder = None
+_grammars: set[str] = set()
 _decoder_lock = threading.Lock()
 
 
-def transcribe(audio: np.ndarray, sample_rate: int) -> str:
-    """Words pocketsphinx hears in mono float `audio`, lower case."""
+def _make_decoder():
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=ANALYSIS_RATE, loglevel="FATAL")
+    decoder.add_word("voicefake", "V OY S F EY K", True)  # the consent statement names the tool
+    decoder.add_lm(OPEN_SEARCH, decoder.get_lm(decoder.current_search()))
+    return decoder
+
+
+def transcribe(audio: np.ndarray, sample_rate: int, grammar: tuple[str, str] | None = None) -> str:
+    """Words pocketsphinx hears in mono float `audio`, lower case: with the general language model,
+    or with `grammar` = (name, JSGF text) only the sentences that grammar allows."""
     global _decoder
     import soxr
 
     if len(audio) == 0:
         return ""  # pocketsphinx fails on an empty buffer
-    if sample_rate != ASR_SAMPLE_RATE:
-        audio = soxr.resample(audio, sample_rate, ASR_SAMPLE_RATE)
+    if sample_rate != ANALYSIS_RATE:
+        audio = soxr.resample(audio, sample_rate, ANALYSIS_RATE)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
     with _decoder_lock:
-        if _decoder is None:
-            from pocketsphinx import Decoder
-
-            _decoder = Decoder(samprate=ASR_SAMPLE_RATE, loglevel="FATAL")
+        _decoder = _decoder or _make_decoder()
+        search = OPEN_SEARCH
+        if grammar is not None:
+            search, jsgf = grammar
+            if search not in _grammars:
+                _decoder.add_jsgf_string(search, jsgf)
+                _grammars.add(search)
+        _decoder.activate_search(search)
         _decoder.start_utt()
         _decoder.process_raw(pcm, full_utt=True)
         _decoder.end_utt()

@@ -12,6 +12,8 @@ import threading
 from voicefake.config import DEFAULT_VOICE, NOISE_SCALE, NOISE_W
 from voicefake.errors import VoicefakeError
 
+VOICE_HELP = f"voice name (see `voicefake voices`; default {DEFAULT_VOICE})"
+
 
 def _read_text(text: str) -> str:
     if text != "-":
@@ -209,7 +211,7 @@ def _speech_commands(commands) -> None:
     say = commands.add_parser("say", help="speak text into an audio file (wav, flac, mp3, ogg)")
     say.add_argument("text", help="the text to speak, or - to read it from standard input")
     say.add_argument("-o", "--output", required=True, help="output file; the extension picks the format")
-    say.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name (see `voicefake voices`; default {DEFAULT_VOICE})")
+    say.add_argument("--voice", default=DEFAULT_VOICE, help=VOICE_HELP)
     say.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 normal (0.25-4)")
     say.add_argument("--noise", type=float, default=NOISE_SCALE, help="variation of the sound (0 = deterministic)")
     say.add_argument("--noise-w", type=float, default=NOISE_W, help="variation of the rhythm (0 = deterministic)")
@@ -268,7 +270,7 @@ def _video_commands(commands) -> None:
     speak_video = commands.add_parser("speak-video", help="speak text in a voice and lip-sync a face to it (mp4)")
     speak_video.add_argument("face", help="a video or a photo showing a face")
     speak_video.add_argument("text", help="the text to speak, or - to read it from standard input")
-    speak_video.add_argument("--voice", default=DEFAULT_VOICE, help=f"voice name (see `voicefake voices`; default {DEFAULT_VOICE})")
+    speak_video.add_argument("--voice", default=DEFAULT_VOICE, help=VOICE_HELP)
     speak_video.add_argument("--speed", type=float, default=1.0, help="speaking rate, 1.0 normal (0.25-4)")
     _lipsync_options(speak_video)
     speak_video.set_defaults(run=cmd_speak_video)

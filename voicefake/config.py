@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Final
 
 from voicefake.errors import VoicefakeError
+
+VERSION: Final = metadata.version("voicefake")  # from pyproject.toml; every output's provenance names it
 
 # ---------------------------------------------------------------- rates
 SAMPLE_RATE: Final = 22050  # the bundled voice's rate; every voice voicefake makes uses it too

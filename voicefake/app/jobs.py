@@ -4,7 +4,7 @@
     jobs.clone_job()                      # the latest state, also after a page reload or an app restart
     jobs.cancel_clone()                   # stops it; resuming continues from the last checkpoint
 
-The worker (`python -m voicefake.jobs clone NAME ...`) rewrites $VOICEFAKE_HOME/jobs/clone.json
+The worker (`python -m voicefake.app.jobs clone NAME ...`) rewrites $VOICEFAKE_HOME/jobs/clone.json
 after every training step. A separate process makes cancelling a plain signal, and its lower CPU
 priority keeps speech synthesis in the app responsive while it trains.
 """
@@ -122,7 +122,7 @@ def start_clone(name: str, minutes: float = 30.0, resume: bool = False, restart:
             "started": time.time(), "minutes": minutes, "max_steps": max_steps, "resume": resume, "step": 0,
             "seconds": 0.0, "losses": {}, "history": [], "message": "starting the training process",
         })
-        command = [sys.executable, "-m", "voicefake.jobs", "clone", name, "--job", job["id"], "--minutes", str(minutes)]
+        command = [sys.executable, "-m", "voicefake.app.jobs", "clone", name, "--job", job["id"], "--minutes", str(minutes)]
         command += ["--resume"] * resume + ["--restart"] * restart
         command += [] if max_steps is None else ["--max-steps", str(max_steps)]
         with open(job_path("clone").with_suffix(".log"), "w", encoding="utf-8") as log:
@@ -199,7 +199,7 @@ def run_clone_worker(name: str, job_id: str, minutes: float, resume: bool, resta
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voicefake.jobs", description="the app's training worker")
+    parser = argparse.ArgumentParser(prog="python -m voicefake.app.jobs", description="the app's training worker")
     commands = parser.add_subparsers(dest="command", required=True)
     clone = commands.add_parser("clone")
     clone.add_argument("name")

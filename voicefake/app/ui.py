@@ -249,7 +249,7 @@ def voice_names() -> list[str]:
 def voice_choices(current: str | None = None):
     """The voice dropdown, refreshed: bundled and cloned voices."""
     names = voice_names()
-    return gr.Dropdown(choices=names, value=current if current in names else "joe")
+    return gr.Dropdown(choices=names, value=current if current in names else DEFAULT_VOICE)
 
 
 @friendly

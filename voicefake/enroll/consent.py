@@ -14,14 +14,13 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from voicefake.config import voicefake_home
+from voicefake.config import ANALYSIS_RATE, voicefake_home
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import write_text
 
@@ -150,7 +149,9 @@ def find_challenge(name: str, challenge_id: str | None = None, now: float | None
         if challenge is None:
             raise VoicefakeError(f"consent refused: no challenge {challenge_id} was issued here: {fresh}")
         if challenge.name != name:
-            raise VoicefakeError(f"consent refused: challenge {challenge_id} was issued for {challenge.name!r}, not {name!r}: {fresh}")
+            raise VoicefakeError(
+                f"consent refused: challenge {challenge_id} was issued for {challenge.name!r}, not {name!r}: {fresh}"
+            )
     else:
         mine = [c for c in map(_load, sorted(_challenges_dir().glob("*.json"))) if c and c.name == name]
         if not mine:
@@ -181,9 +182,7 @@ def forget_challenges(name: str) -> int:
 
 # --- hearing the phrase --------------------------------------------------------------------
 
-_decoder = None
-_decoder_lock = threading.Lock()
-_OPEN, _SLOTS = "open", "challenge"
+_CHALLENGE_GRAMMAR = "challenge"
 
 
 def _challenge_grammar() -> str:
@@ -200,32 +199,14 @@ def _challenge_grammar() -> str:
     )
 
 
-def _recognise(pcm: bytes, search: str) -> str:
-    _decoder.activate_search(search)
-    _decoder.start_utt()
-    _decoder.process_raw(pcm, full_utt=True)
-    _decoder.end_utt()
-    hypothesis = _decoder.hyp()
-    return hypothesis.hypstr if hypothesis else ""
-
-
 def hear(audio16: np.ndarray, slots: bool = False) -> str:
-    """What pocketsphinx (bundled US English model, 'voicefake' added to its dictionary) hears:
-    with the general language model, or with `slots` the challenge grammar, where each random
-    word is one of its list (a far easier task, so a real reading is recognised reliably, while a
-    reading of another challenge is heard as what it says)."""
-    global _decoder
-    pcm = (np.clip(audio16, -1, 1) * 32767).astype(np.int16).tobytes()
-    with _decoder_lock:
-        if _decoder is None:
-            from pocketsphinx import Decoder
+    """What pocketsphinx hears: with the general language model, or with `slots` the challenge
+    grammar, where each random word is one of its list (a far easier task, so a real reading is
+    recognised reliably, while a reading of another challenge is heard as what it says)."""
+    from voicefake.asr import transcribe
 
-            decoder = Decoder(samprate=16000, loglevel="FATAL")
-            decoder.add_word("voicefake", "V OY S F EY K", True)
-            decoder.add_lm(_OPEN, decoder.get_lm(decoder.current_search()))
-            decoder.add_jsgf_string(_SLOTS, _challenge_grammar())
-            _decoder = decoder
-        return _recognise(pcm, _SLOTS if slots else _OPEN)
+    grammar = (_CHALLENGE_GRAMMAR, _challenge_grammar()) if slots else None
+    return transcribe(audio16, ANALYSIS_RATE, grammar=grammar)
 
 
 def _tokens(text: str) -> list[str]:

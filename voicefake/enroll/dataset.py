@@ -73,7 +73,7 @@ def load_transcripts(path: str | os.PathLike | None, media: list[Path], folders:
         for folder in folders:
             metadata = folder / "metadata.csv"
             if metadata.is_file():
-                _read_metadata(metadata, found)
+                _add_metadata(metadata, found)
                 found.source = f"given ({metadata})" if not found.source else "given (metadata.csv files)"
         return found
     path = Path(path)
@@ -96,18 +96,20 @@ def load_transcripts(path: str | os.PathLike | None, media: list[Path], folders:
         found.add(media[0].as_posix(), text)
         return found
     found = Transcripts(f"given ({path})")
-    _read_metadata(path, found)
+    _add_metadata(path, found)
     if not len(found):
         raise VoicefakeError(f"no transcripts found in {path}: expected `file|text` lines")
     return found
 
 
-def _read_metadata(path: Path, into: Transcripts) -> None:
-    folder = path.parent
+def read_metadata(path: Path) -> list[tuple[str, str]]:
+    """(file, text) rows of a metadata file: `file|text` lines, classic LJSpeech (`id|text|normalized
+    text`, whose third column wins), or a headed table with `file` and `transcript` (or `text`)
+    columns. Rows without text are skipped; a row without a text column is an error."""
     with open(path, encoding="utf-8", newline="") as handle:
         rows = [row for row in csv.reader(handle, delimiter="|", quoting=csv.QUOTE_NONE) if row]
     if not rows:
-        return
+        return []
     header = [cell.strip().lower() for cell in rows[0]]
     if "file" in header and ("transcript" in header or "text" in header):
         file_col = header.index("file")
@@ -115,14 +117,37 @@ def _read_metadata(path: Path, into: Transcripts) -> None:
         rows = rows[1:]
     else:
         file_col, text_col = 0, 1
+    pairs = []
     for number, row in enumerate(rows, 1):
         if len(row) <= max(file_col, text_col):
             raise VoicefakeError(f"{path} line {number}: expected `file|text`, got {'|'.join(row)[:80]!r}")
         text = row[text_col]
         if len(row) == 3 and text_col == 1 and row[2].strip() and not _is_number(row[2]):
             text = row[2]  # LJSpeech's third column is the text with numbers written out
-        key = row[file_col].strip()
-        into.add((folder / key).as_posix(), text)
+        if text.strip():
+            pairs.append((row[file_col].strip(), " ".join(text.split())))
+    return pairs
+
+
+def read_dataset(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+    """(audio path, transcript) pairs of an LJSpeech-style folder (metadata.csv, audio in wavs/ or
+    beside it; names without an extension are .wav): what enrollment writes and training reads."""
+    folder = Path(folder)
+    metadata = folder / "metadata.csv"
+    if not metadata.is_file():
+        raise VoicefakeError(f"{folder} has no metadata.csv: expected an LJSpeech-style folder (wavs/, metadata.csv)")
+    pairs = []
+    for name, text in read_metadata(metadata):
+        name = name if Path(name).suffix else f"{name}.wav"
+        pairs.append((folder / name if "/" in name or (folder / name).is_file() else folder / "wavs" / name, text))
+    if not pairs:
+        raise VoicefakeError(f"{metadata} lists no clips with transcripts")
+    return pairs
+
+
+def _add_metadata(path: Path, into: Transcripts) -> None:
+    for key, text in read_metadata(path):
+        into.add((path.parent / key).as_posix(), text)
         into.add(key, text)
 
 

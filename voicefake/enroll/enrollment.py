@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicefake import speaker
 from voicefake.config import (
     ANALYSIS_RATE,
     DEFAULT_VOICE,
@@ -91,7 +91,7 @@ REASONS = {  # rejection reason -> how the report words it
 class EnrollmentError(VoicefakeError):
     """Enrollment failed; `.report` tells what was found before it stopped."""
 
-    def __init__(self, message: str, report: "EnrollReport | None" = None):
+    def __init__(self, message: str, report: EnrollReport | None = None):
         super().__init__(message)
         self.report = report
 
@@ -127,7 +127,7 @@ class Utterance:
     f0: np.ndarray | None = None
     similarity: float | None = None
     phonemes: str = ""
-    partials: np.ndarray | None = None  # partial d-vectors, one per 1.6 s window (speech.PARTIAL_RATE a second)
+    partials: np.ndarray | None = None  # partial d-vectors, one per 1.6 s window (speaker.PARTIAL_RATE a second)
     windows: np.ndarray | None = None  # their [start, stop) in 16 kHz samples from the utterance's start
 
 
@@ -328,7 +328,8 @@ class _Enrollment:
         audio16 = narrow.get(start16, stop16)
         start22 = int(start16 * SAMPLE_RATE / ANALYSIS_RATE)
         audio22 = wide.get(start22, start22 + int(len(audio16) * SAMPLE_RATE / ANALYSIS_RATE))
-        utt = Utterance(f"{self.name}_{len(self.utterances) + 1:05d}", index, start16 / ANALYSIS_RATE, len(audio16) / ANALYSIS_RATE)
+        utt_id = f"{self.name}_{len(self.utterances) + 1:05d}"
+        utt = Utterance(utt_id, index, start16 / ANALYSIS_RATE, len(audio16) / ANALYSIS_RATE)
         self.utterances.append(utt)
         self.report.seconds_speech += utt.seconds
         if self.consent_print is not None and self.replayed is None:
@@ -359,7 +360,7 @@ class _Enrollment:
             return utt
 
         clean16 = speech.normalise(audio16)
-        utt.embedding, utt.partials, utt.windows = speech.SpeakerEncoder.embed_partials(clean16)
+        utt.embedding, utt.partials, utt.windows = speaker.embed_partials(clean16)
         f0 = speech.pitch(clean16)
         utt.f0 = f0[:: max(1, len(f0) // 300)]  # a sample is plenty for statistics
         sf.write(self.staging / "wavs" / f"{utt.id}.wav", speech.normalise(audio22), SAMPLE_RATE, subtype="PCM_16")
@@ -425,7 +426,7 @@ class _Enrollment:
             chosen = windows[windows @ centre >= PARTIAL_LIMIT]
             if not len(chosen):
                 break
-            centre = speech.unit(chosen.mean(axis=0))
+            centre = speaker.unit(chosen.mean(axis=0))
         count = 0
         for index, utts in by_file.items():
             pieces: list[Utterance] = []
@@ -443,12 +444,7 @@ class _Enrollment:
 
         import soundfile as sf
 
-        sims = utt.partials @ centre
-        below = sims < PARTIAL_LIMIT
-        beside = np.zeros_like(below)  # a neighbouring window is below too
-        beside[1:] |= below[:-1]
-        beside[:-1] |= below[1:]
-        low = below & ((sims < PARTIAL_SURE) | beside)
+        low = _other_voice_windows(utt.partials @ centre)
         if not low.any() or low.all():
             return None  # one voice: the outlier filter keeps or drops it whole
         length = utt.seconds
@@ -496,9 +492,19 @@ class _Enrollment:
         import soxr
 
         clean16 = speech.normalise(soxr.resample(audio, rate, ANALYSIS_RATE).astype(np.float32))
-        utt.embedding, utt.partials, utt.windows = speech.SpeakerEncoder.embed_partials(clean16)
+        utt.embedding, utt.partials, utt.windows = speaker.embed_partials(clean16)
         f0 = speech.pitch(clean16)
         utt.f0 = f0[:: max(1, len(f0) // 300)]
+
+
+def _other_voice_windows(sims: np.ndarray) -> np.ndarray:
+    """Which windows, by their similarities to the voice's centre, hold another voice: those below
+    PARTIAL_SURE, and those below PARTIAL_LIMIT next to another low one (see PARTIAL_LIMIT)."""
+    below = sims < PARTIAL_LIMIT
+    beside = np.zeros_like(below)  # a neighbouring window is below too
+    beside[1:] |= below[:-1]
+    beside[:-1] |= below[1:]
+    return below & ((sims < PARTIAL_SURE) | beside)
 
 
 def _main_voice(embeddings: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -509,7 +515,7 @@ def _main_voice(embeddings: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray
     seed = int(np.argmax(((pair >= SEED_LIMIT) * weights[None, :]).sum(axis=1)))
     members = pair[seed] >= SEED_LIMIT
     for _ in range(5):
-        centre = speech.unit(np.median(embeddings[members], axis=0))
+        centre = speaker.unit(np.median(embeddings[members], axis=0))
         sims = embeddings @ centre
         new = sims >= SPEAKER_LIMIT
         if not new.any() or (new == members).all():
@@ -664,7 +670,27 @@ def _consent_audio(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"need the whole challenge read aloud (at least {MIN_CONSENT_SPEECH:.0f} s)"
         )
     clean = speech.normalise(voiced)
-    return clean, speech.SpeakerEncoder.embed(clean)
+    return clean, speaker.embed_utterance(clean)
+
+
+@dataclass
+class _Consent:
+    """What the consent stage settled: the record consent.json keeps and, for a consent recording,
+    what the enrollment audio is compared with later (replay, speaker match)."""
+
+    record: dict
+    issued: Challenge | None = None  # the challenge read aloud: marked used once the voice is in place
+    audio: np.ndarray | None = None  # the consent speech, 16 kHz, pauses trimmed
+    embedding: np.ndarray | None = None  # its d-vector; None for a DeclaredLicence
+
+
+@dataclass
+class _Sources:
+    """The enrollment audio found and the texts given for it."""
+
+    files: list[Path]
+    texts: dict[int, str | None]  # file index -> its given text, None where none was given
+    transcripts: str  # where the given texts came from ("" when none were given)
 
 
 def enroll(
@@ -685,16 +711,10 @@ def enroll(
     Returns the report; raises EnrollmentError (ConsentRefused for refused consent) with
     `.report` attached, having written nothing.
     """
-    from tqdm import tqdm
-
-    from voicefake.enroll import consent as consents
-    from voicefake.enroll.dataset import load_transcripts
-    from voicefake.io.media import find_media
-
     started = time.perf_counter()
     check_name(name)
     if name == DEFAULT_VOICE:
-        raise VoicefakeError("'joe' is the bundled voice: choose another name")
+        raise VoicefakeError(f"{DEFAULT_VOICE!r} is the bundled voice: choose another name")
     if voice_folder(name).exists():
         raise VoicefakeError(f"voice {name!r} already exists: remove it first (`voicefake remove {name}`) or choose another name")
     if isinstance(audio_paths, (str, os.PathLike)):
@@ -704,65 +724,112 @@ def enroll(
     report = EnrollReport(name, language)
 
     # consent first: a stale challenge or a recording without the phrase fails before any long work
-    record: dict
-    issued: Challenge | None = None
+    agreed = _check_consent(name, consent, challenge, language, english, report)
+    sources = _gather(audio_paths, consent, transcripts, language, english, report)
+    staging = _fresh_staging(name)
+    try:
+        job = _Enrollment(name, staging, report, espeak, progress)
+        _read(job, sources, agreed)
+        return _finish(job, agreed, started)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- consent ------------------------------------------------------------------------------
+
+
+def _check_consent(name: str, consent, challenge: str | None, language: str, english: bool, report: EnrollReport) -> _Consent:
+    """A DeclaredLicence's record, or a consent recording checked against its challenge (not
+    used before, the phrase read and agreed to); raises ConsentRefused, writing nothing."""
+    from voicefake.enroll import consent as consents
+
     if isinstance(consent, DeclaredLicence):
-        record = consents.declared_record(consent)
-        consent_embedding = None
-    elif isinstance(consent, (str, os.PathLike)):
-        consent_path = Path(consent)
-        issued = _find_challenge(name, challenge)
-        consent_audio, consent_embedding = _consent_audio(consent_path)
-        record = {
-            "kind": "recording",
-            "challenge_id": issued.id,
-            "phrase": issued.text,
-            "issued": consents._iso(issued.issued),
-            "expires": consents._iso(issued.expires),
-            "audio_sha256": consents.file_sha256(consent_path),
-            "audio_file": "consent/recording.flac",
-            "language": language,
-            "phrase_checked": english,
-            "verified": True,
-            "passed": False,
-            "scores": {},
-            "thresholds": {"statement": consents.STATEMENT_THRESHOLD, "phrase": consents.PHRASE_THRESHOLD, "speaker": consents.SPEAKER_THRESHOLD},
-        }
-        used_by = _consent_used_before(consent_audio)
-        if used_by is not None:
-            why = f"the consent recording is a copy of the one voice {used_by!r} was enrolled with"
-            report.consent = f"refused: {why}"
-            raise ConsentRefused(
-                f"consent refused: {why}: a consent recording answers one challenge, once; "
-                f"record the speaker reading exactly: {issued.text!r}",
-                report,
-            )
-        if english:
-            check = consents.check_phrase(consent_audio, issued.text)
-            record["heard"] = check.heard
-            record["scores"].update(statement_accuracy=round(check.statement_accuracy, 3), phrase_accuracy=round(check.phrase_accuracy, 3))
-            if not check.passed:
-                why = (
-                    f"the recording says {check.negation!r}: the speaker must agree"
-                    if check.negation
-                    else f"the challenge phrase was not heard (statement {check.statement_accuracy:.2f}, "
-                    f"random words {check.phrase_accuracy:.2f}; need {consents.STATEMENT_THRESHOLD:.2f} and {consents.PHRASE_THRESHOLD:.2f})"
-                )
-                report.consent = f"refused: {why}"
-                raise ConsentRefused(
-                    f"consent refused: {why}; heard {check.heard!r}. Record the speaker reading exactly: {issued.text!r}",
-                    report,
-                )
-        else:
-            report.notes.append("the consent phrase check is English-only: for this language only the speaker match was checked")
-    else:
+        return _Consent(consents.declared_record(consent))
+    if not isinstance(consent, (str, os.PathLike)):
         raise VoicefakeError(
             "consent must be the path of a consent recording or DeclaredLicence('licence, source, speaker')"
         )
+    consent_path = Path(consent)
+    issued = _find_challenge(name, challenge)
+    consent_audio, consent_embedding = _consent_audio(consent_path)
+    record = _recording_record(issued, consent_path, language, english)
+    used_by = _consent_used_before(consent_audio)
+    if used_by is not None:
+        why = f"the consent recording is a copy of the one voice {used_by!r} was enrolled with"
+        report.consent = f"refused: {why}"
+        raise ConsentRefused(
+            f"consent refused: {why}: a consent recording answers one challenge, once; "
+            f"record the speaker reading exactly: {issued.text!r}",
+            report,
+        )
+    if english:
+        _check_phrase(consent_audio, issued, record, report)
+    else:
+        report.notes.append("the consent phrase check is English-only: for this language only the speaker match was checked")
+    return _Consent(record, issued, consent_audio, consent_embedding)
+
+
+def _recording_record(issued: Challenge, path: Path, language: str, english: bool) -> dict:
+    """The consent record of a recording, not passed yet: the speaker match comes at the end."""
+    from voicefake.enroll import consent as consents
+
+    return {
+        "kind": "recording",
+        "challenge_id": issued.id,
+        "phrase": issued.text,
+        "issued": consents._iso(issued.issued),
+        "expires": consents._iso(issued.expires),
+        "audio_sha256": consents.file_sha256(path),
+        "audio_file": "consent/recording.flac",
+        "language": language,
+        "phrase_checked": english,
+        "verified": True,
+        "passed": False,
+        "scores": {},
+        "thresholds": {
+            "statement": consents.STATEMENT_THRESHOLD,
+            "phrase": consents.PHRASE_THRESHOLD,
+            "speaker": consents.SPEAKER_THRESHOLD,
+        },
+    }
+
+
+def _check_phrase(consent_audio: np.ndarray, issued: Challenge, record: dict, report: EnrollReport) -> None:
+    """Refuse a consent recording that does not read the challenge, or reads it with a negation."""
+    from voicefake.enroll import consent as consents
+
+    check = consents.check_phrase(consent_audio, issued.text)
+    record["heard"] = check.heard
+    record["scores"].update(
+        statement_accuracy=round(check.statement_accuracy, 3), phrase_accuracy=round(check.phrase_accuracy, 3)
+    )
+    if check.passed:
+        return
+    why = (
+        f"the recording says {check.negation!r}: the speaker must agree"
+        if check.negation
+        else f"the challenge phrase was not heard (statement {check.statement_accuracy:.2f}, "
+        f"random words {check.phrase_accuracy:.2f}; "
+        f"need {consents.STATEMENT_THRESHOLD:.2f} and {consents.PHRASE_THRESHOLD:.2f})"
+    )
+    report.consent = f"refused: {why}"
+    raise ConsentRefused(
+        f"consent refused: {why}; heard {check.heard!r}. Record the speaker reading exactly: {issued.text!r}",
+        report,
+    )
+
+
+# --- gather -------------------------------------------------------------------------------
+
+
+def _gather(audio_paths: list, consent, transcripts, language: str, english: bool, report: EnrollReport) -> _Sources:
+    """The media files to enroll (the consent recording left out) and the texts given for them."""
+    from voicefake.enroll.dataset import load_transcripts
+    from voicefake.io.media import find_media
 
     files = find_media(list(audio_paths))
     if isinstance(consent, (str, os.PathLike)):  # a consent recording kept among the recordings is not enrollment audio
-        files = [f for f in files if not f.resolve() == Path(consent).resolve()]
+        files = [f for f in files if f.resolve() != Path(consent).resolve()]
     if not files:
         raise VoicefakeError(f"no audio or video files found in {', '.join(map(str, audio_paths))}")
     report.files = [str(f) for f in files]
@@ -773,87 +840,134 @@ def enroll(
             f"pocketsphinx transcribes English only: for --language {language} give --transcripts FILE "
             "(`file|text` lines, or a .txt per recording)"
         )
+    return _Sources(files, texts, given.source)
 
+
+def _fresh_staging(name: str) -> Path:
+    """An empty path in the staging area for this enrollment (made by _Enrollment)."""
     _clear_abandoned_staging()
     _staging_root().mkdir(parents=True, exist_ok=True)
     staging = _staging_root() / f"{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    try:
-        job = _Enrollment(name, staging, report, espeak, progress)
-        if consent_embedding is not None and not english:
-            # without the phrase check (not English), any clip of the person would pass the speaker
-            # check: refuse one taken from the enrollment audio. (With the phrase check, a consent
-            # reading found in the enrollment audio was recorded after the challenge: no replay.)
-            from voicefake.enroll.fingerprint import fingerprint
+    return staging
 
-            job.consent_print = fingerprint(consent_audio)
-        total = _probe_total(files)
-        bar_format = _BAR if total else None  # the length of some streams is unknown until decoded
-        with tqdm(total=total, desc="reading", unit="s", disable=not progress, leave=False, bar_format=bar_format) as bar:
-            by_file: dict[int, list[Utterance]] = {}
-            for index, path in enumerate(files):
-                bar.set_postfix_str(path.name[-30:])
-                job.keep_pieces = english and texts.get(index) is not None
-                by_file[index] = job.process_file(index, path, bar)
-                _refuse_fakes(job, report)
-        if not job.kept():
-            raise EnrollmentError(f"no usable speech left in {len(files)} file(s): give clear recordings of one person speaking", report)
-        job.split_at_speaker_changes(by_file)
-        _spread_given_texts(job, by_file, texts, english, progress)
-        job.reject_other_speakers()
-        _transcribe_rest(job, english, progress)
-        if given.source and any(texts.values()):
-            report.transcripts = given.source + ("" if all(texts.values()) else "; the rest transcribed by pocketsphinx")
-        elif english:
-            report.transcripts = "transcribed by pocketsphinx (English)"
-        _phonemize(job)
-        keep = job.kept()
-        report.utterances_kept = len(keep)
-        report.seconds_kept = sum(u.seconds for u in keep)
-        if report.seconds_kept < MIN_KEPT_SECONDS or len(keep) < MIN_KEPT_UTTERANCES:
-            raise EnrollmentError(
-                f"no usable speech left: {report.seconds_kept:.0f} s in {len(keep)} utterances passed the checks, "
-                f"need at least {MIN_KEPT_SECONDS:.0f} s in {MIN_KEPT_UTTERANCES}: give more clean speech of this person",
-                report,
-            )
-        embeddings = np.stack([u.embedding for u in keep])
-        centre = speech.unit(embeddings.mean(axis=0))
-        report.consistency = float(np.mean(embeddings @ centre))
-        if report.seconds_kept < RECOMMENDED_MINUTES * 60:
-            report.notes.append(f"cloning works best with {RECOMMENDED_MINUTES:.0f}+ minutes of kept speech")
 
-        if consent_embedding is not None:
-            score = speech.similarity(consent_embedding, centre)
-            record["scores"]["speaker_similarity"] = round(score, 3)
-            if score < consents.SPEAKER_THRESHOLD:
-                record["passed"] = False
-                report.consent = f"refused: {consents.describe(record)}"
-                raise ConsentRefused(
-                    f"consent refused: the consent recording is not the person in the enrollment audio "
-                    f"(speaker similarity {score:.2f}, need {consents.SPEAKER_THRESHOLD:.2f}): "
-                    "the person whose voice is enrolled must read the challenge",
-                    report,
-                )
-            record["passed"] = True
-            (staging / "consent").mkdir()
-            import soundfile as sf
+# --- read ---------------------------------------------------------------------------------
 
-            sf.write(staging / "consent" / "recording.flac", consent_audio, ANALYSIS_RATE)
-        record["time"] = consents._iso(time.time())
-        report.consent = consents.describe(record)
-        _write_voice(job, keep, centre, record)
-        target = voice_folder(name)
-        if target.exists():
-            raise VoicefakeError(f"voice {name!r} was created by another process meanwhile: nothing was changed")
-        os.rename(staging, target)  # the one step that makes the voice appear, whole
-        report.wall_seconds = time.perf_counter() - started
-        report.enrolled = True
-        report.folder = str(target)
-        if issued is not None:
-            consents.mark_used(issued)
-        return report
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+def _read(job: _Enrollment, sources: _Sources, agreed: _Consent) -> None:
+    """Stream the files through the quality gates (refusing voicefake's own speech and a replayed
+    consent recording), cut out other speakers, then give each kept utterance text and phonemes."""
+    report, english = job.report, job.espeak.startswith("en")
+    if agreed.embedding is not None and not english:
+        # without the phrase check (not English), any clip of the person would pass the speaker
+        # check: refuse one taken from the enrollment audio. (With the phrase check, a consent
+        # reading found in the enrollment audio was recorded after the challenge: no replay.)
+        from voicefake.enroll.fingerprint import fingerprint
+
+        job.consent_print = fingerprint(agreed.audio)
+    by_file = _stream_files(job, sources)
+    if not job.kept():
+        raise EnrollmentError(
+            f"no usable speech left in {len(sources.files)} file(s): give clear recordings of one person speaking", report
+        )
+    job.split_at_speaker_changes(by_file)
+    _spread_given_texts(job, by_file, sources.texts, english, job.progress)
+    job.reject_other_speakers()
+    _transcribe_rest(job, english, job.progress)
+    if sources.transcripts and any(sources.texts.values()):
+        rest = "" if all(sources.texts.values()) else "; the rest transcribed by pocketsphinx"
+        report.transcripts = sources.transcripts + rest
+    elif english:
+        report.transcripts = "transcribed by pocketsphinx (English)"
+    _phonemize(job)
+
+
+def _stream_files(job: _Enrollment, sources: _Sources) -> dict[int, list[Utterance]]:
+    """Each file's utterances, read file by file under one progress bar; refuses as soon as a file
+    is voicefake's own speech or holds the consent recording."""
+    from tqdm import tqdm
+
+    english = job.espeak.startswith("en")
+    total = _probe_total(sources.files)
+    bar_format = _BAR if total else None  # the length of some streams is unknown until decoded
+    by_file: dict[int, list[Utterance]] = {}
+    with tqdm(total=total, desc="reading", unit="s", disable=not job.progress, leave=False, bar_format=bar_format) as bar:
+        for index, path in enumerate(sources.files):
+            bar.set_postfix_str(path.name[-30:])
+            job.keep_pieces = english and sources.texts.get(index) is not None
+            by_file[index] = job.process_file(index, path, bar)
+            _refuse_fakes(job, job.report)
+    return by_file
+
+
+# --- finish -------------------------------------------------------------------------------
+
+
+def _finish(job: _Enrollment, agreed: _Consent, started: float) -> EnrollReport:
+    """Check there is enough speech and that the consent speaker is the enrolled one, write the
+    voice in staging and rename it into place: the one step that makes it appear, whole."""
+    from voicefake.enroll import consent as consents
+
+    report, record = job.report, agreed.record
+    keep = job.kept()
+    centre = _profile_centre(report, keep)
+    if agreed.embedding is not None:
+        _confirm_consent_speaker(job, agreed, centre)
+    record["time"] = consents._iso(time.time())
+    report.consent = consents.describe(record)
+    _write_voice(job, keep, centre, record)  # a module global looked up now (tests replace it)
+    target = voice_folder(job.name)
+    if target.exists():
+        raise VoicefakeError(f"voice {job.name!r} was created by another process meanwhile: nothing was changed")
+    os.rename(job.staging, target)  # the one step that makes the voice appear, whole
+    report.wall_seconds = time.perf_counter() - started
+    report.enrolled = True
+    report.folder = str(target)
+    if agreed.issued is not None:
+        consents.mark_used(agreed.issued)
+    return report
+
+
+def _profile_centre(report: EnrollReport, keep: list[Utterance]) -> np.ndarray:
+    """The voice's centre d-vector, once enough speech is kept (else EnrollmentError)."""
+    report.utterances_kept = len(keep)
+    report.seconds_kept = sum(u.seconds for u in keep)
+    if report.seconds_kept < MIN_KEPT_SECONDS or len(keep) < MIN_KEPT_UTTERANCES:
+        raise EnrollmentError(
+            f"no usable speech left: {report.seconds_kept:.0f} s in {len(keep)} utterances passed the checks, "
+            f"need at least {MIN_KEPT_SECONDS:.0f} s in {MIN_KEPT_UTTERANCES}: give more clean speech of this person",
+            report,
+        )
+    embeddings = np.stack([u.embedding for u in keep])
+    centre = speaker.unit(embeddings.mean(axis=0))
+    report.consistency = float(np.mean(embeddings @ centre))
+    if report.seconds_kept < RECOMMENDED_MINUTES * 60:
+        report.notes.append(f"cloning works best with {RECOMMENDED_MINUTES:.0f}+ minutes of kept speech")
+    return centre
+
+
+def _confirm_consent_speaker(job: _Enrollment, agreed: _Consent, centre: np.ndarray) -> None:
+    """Refuse when the consent recording is not the voice enrolled; else keep it in staging."""
+    import soundfile as sf
+
+    from voicefake.enroll import consent as consents
+
+    report, record = job.report, agreed.record
+    score = speaker.similarity(agreed.embedding, centre)
+    record["scores"]["speaker_similarity"] = round(score, 3)
+    if score < consents.SPEAKER_THRESHOLD:
+        record["passed"] = False
+        report.consent = f"refused: {consents.describe(record)}"
+        raise ConsentRefused(
+            f"consent refused: the consent recording is not the person in the enrollment audio "
+            f"(speaker similarity {score:.2f}, need {consents.SPEAKER_THRESHOLD:.2f}): "
+            "the person whose voice is enrolled must read the challenge",
+            report,
+        )
+    record["passed"] = True
+    (job.staging / "consent").mkdir()
+    sf.write(job.staging / "consent" / "recording.flac", agreed.audio, ANALYSIS_RATE)
 
 
 _BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}] {postfix}"
@@ -870,7 +984,9 @@ def _find_challenge(name: str, challenge: str | None) -> Challenge:
         raise ConsentRefused(str(error)) from error
 
 
-def _spread_given_texts(job: _Enrollment, by_file: dict[int, list[Utterance]], texts: dict, english: bool, progress: bool) -> None:
+def _spread_given_texts(
+    job: _Enrollment, by_file: dict[int, list[Utterance]], texts: dict, english: bool, progress: bool
+) -> None:
     """A file's given text goes to its one utterance, or is spread over its pieces: where
     pocketsphinx heard the words (English), else in proportion to the pieces' lengths."""
     from tqdm import tqdm
@@ -940,16 +1056,6 @@ def _write_voice(job: _Enrollment, keep: list[Utterance], centre: np.ndarray, re
     write_metadata(staging / "metadata.csv", [(u.id, u.text, u.text) for u in keep])
     write_metadata(staging / "phonemes.csv", [(u.id, u.phonemes) for u in keep])
     f0 = np.concatenate([u.f0 for u in keep if u.f0 is not None and len(u.f0)] or [np.zeros(0, np.float32)])
-    f0_stats = {}
-    if len(f0):
-        log_f0 = np.log(f0)
-        f0_stats = {
-            "median_hz": round(float(np.median(f0)), 1),
-            "mean_hz": round(float(np.exp(log_f0.mean())), 1),
-            "std_semitones": round(float(log_f0.std() * 12 / np.log(2)), 2),
-            "p5_hz": round(float(np.percentile(f0, 5)), 1),
-            "p95_hz": round(float(np.percentile(f0, 95)), 1),
-        }
     np.savez(
         staging / "profile.npz",
         mean_embedding=centre,
@@ -967,9 +1073,13 @@ def _write_voice(job: _Enrollment, keep: list[Utterance], centre: np.ndarray, re
         "language": report.language,
         "espeak_voice": job.espeak,
         "sample_rate": SAMPLE_RATE,
-        "utterances": len(keep),
+        "utterance_count": len(keep),
         "consent": {"kind": record["kind"], "verified": record["verified"], "summary": report.consent},
-        "profile": {"encoder": "resemblyzer GE2E 256-d", "f0": f0_stats, "speaker_consistency": round(report.consistency, 4)},
+        "profile": {
+            "encoder": "resemblyzer GE2E 256-d",
+            "f0": _f0_stats(f0),
+            "speaker_consistency": round(report.consistency, 4),
+        },
         "sources": [
             {"file": f, "utterances": sum(1 for u in keep if u.source == i)} for i, f in enumerate(report.files)
         ],
@@ -990,6 +1100,20 @@ def _write_voice(job: _Enrollment, keep: list[Utterance], centre: np.ndarray, re
         json.dump(manifest, handle, indent=2, ensure_ascii=False)
 
 
+def _f0_stats(f0: np.ndarray) -> dict:
+    """The pitch summary the manifest shows (empty when no utterance had voiced frames)."""
+    if not len(f0):
+        return {}
+    log_f0 = np.log(f0)
+    return {
+        "median_hz": round(float(np.median(f0)), 1),
+        "mean_hz": round(float(np.exp(log_f0.mean())), 1),
+        "std_semitones": round(float(log_f0.std() * 12 / np.log(2)), 2),
+        "p5_hz": round(float(np.percentile(f0, 5)), 1),
+        "p95_hz": round(float(np.percentile(f0, 95)), 1),
+    }
+
+
 def remove_voice(name: str) -> Path:
     """Delete voice `name` and everything derived from it (dataset, profile, consent record,
     checkpoints, exported model, the challenges issued for it)."""
@@ -998,9 +1122,10 @@ def remove_voice(name: str) -> Path:
     check_name(name)
     folder = voice_folder(name)
     if name == DEFAULT_VOICE:
-        raise VoicefakeError("'joe' is the bundled voice and cannot be removed")
+        raise VoicefakeError(f"{DEFAULT_VOICE!r} is the bundled voice and cannot be removed")
     if not folder.is_dir():
-        known = sorted(p.name for p in folder.parent.glob("*") if p.is_dir() and not p.name.startswith(".")) if folder.parent.is_dir() else []
+        voices = folder.parent.glob("*") if folder.parent.is_dir() else []
+        known = sorted(p.name for p in voices if p.is_dir() and not p.name.startswith("."))
         raise VoicefakeError(f"no voice {name!r} to remove" + (f" (your voices: {', '.join(known)})" if known else ""))
     # rename first so the voice disappears at once, even if deleting many files is interrupted
     _staging_root().mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicefake.config import ANALYSIS_RATE
-from voicefake.speaker import similarity  # noqa: F401  (enrollment scores speakers with it)
 
 VAD_FRAME = 512  # samples per silero-vad decision at 16 kHz (32 ms)
 VAD_CONTEXT = 64  # silero-vad v5+ expects the previous 64 samples in front of each frame
@@ -27,7 +26,6 @@ PAD = 0.15  # s of context kept before and after each utterance
 
 TARGET_LEVEL_DB = -20.0  # active speech level every utterance is normalised to (dBFS RMS)
 PEAK_LIMIT = 0.95
-PARTIAL_RATE = 2.0  # partial d-vectors a second: resemblyzer's 1.6 s windows every 0.5 s
 
 
 class SpeechDetector:
@@ -271,46 +269,3 @@ def pitch(audio: np.ndarray, fmin: float = 60.0, fmax: float = 500.0, hop: int =
     shift = np.where(np.abs(denom) > 1e-9, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
     f0 = ANALYSIS_RATE / (lag + np.clip(shift, -1, 1))
     return f0[voiced].astype(np.float32)
-
-
-class SpeakerEncoder:
-    """d-vectors of already cleaned 16 kHz utterances, with the one shared resemblyzer encoder."""
-
-    _lock = threading.Lock()
-
-    @classmethod
-    def embed(cls, audio: np.ndarray) -> np.ndarray:
-        """The d-vector of one utterance of 16 kHz audio (normalise it first)."""
-        return cls._run(audio, {})
-
-    @classmethod
-    def embed_partials(cls, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(d-vector, partial d-vectors (n, 256), their windows (n, 2) in samples) of one utterance
-        of 16 kHz audio: resemblyzer's 1.6 s windows, PARTIAL_RATE a second, averaged into the
-        d-vector (so this costs about as much as `embed`). The partials say who speaks when."""
-        return cls._run(audio, {"return_partials": True, "rate": PARTIAL_RATE})
-
-    @classmethod
-    def _run(cls, audio: np.ndarray, options: dict):
-        import torch
-
-        from voicefake.speaker import encoder
-
-        with cls._lock:
-            # this small LSTM runs 2x faster on one thread than on two (measured on 2 cores)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with torch.no_grad():  # not inference_mode: training shares this encoder with autograd
-                    result = encoder().embed_utterance(np.asarray(audio, np.float32), **options)
-            finally:
-                torch.set_num_threads(threads)
-        if not options:
-            return result.astype(np.float32)
-        embedding, partials, slices = result
-        windows = np.array([[w.start, min(w.stop, len(audio))] for w in slices], np.int64)
-        return embedding.astype(np.float32), partials.astype(np.float32), windows
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)

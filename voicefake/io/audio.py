@@ -62,7 +62,7 @@ class AudioWriter:
         self._tmp: str | None = None
         self._file: sf.SoundFile | None = None
 
-    def __enter__(self) -> "AudioWriter":
+    def __enter__(self) -> AudioWriter:
         container, subtype = OUTPUT_FORMATS[self.path.suffix.lower()]
         self._output = atomic_output(self.path)
         self._tmp = str(self._output.__enter__())

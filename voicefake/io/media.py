@@ -89,7 +89,9 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, block_seconds: float
     try:
         container = av.open(str(path))
     except Exception as error:
-        raise VoicefakeError(f"cannot read audio from {path}: not an audio or video file FFmpeg can decode ({_reason(error)})") from error
+        raise VoicefakeError(
+            f"cannot read audio from {path}: not an audio or video file FFmpeg can decode ({_reason(error)})"
+        ) from error
     with container:
         if not container.streams.audio:
             raise VoicefakeError(f"{path} has no audio track: give a file with recorded speech")

@@ -403,7 +403,7 @@ class VideoWriter:
         self._queue: queue.Queue | None = None
         self._error: Exception | None = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         import av
 
         self.created = provenance.now_utc()

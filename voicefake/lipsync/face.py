@@ -16,7 +16,7 @@ import numpy as np
 from voicefake.errors import VoicefakeError
 
 # Landmark index groups of the 68-point (iBUG 300-W) layout.
-JAW = list(range(0, 17))
+JAW = list(range(17))
 NOSE = list(range(27, 36))
 RIGHT_EYE = list(range(36, 42))  # the subject's right eye, on the image's left
 LEFT_EYE = list(range(42, 48))

@@ -473,7 +473,7 @@ class MouthInterior:
     MIN_OPENING = 0.07  # a frame whose lips part less than this (inter-ocular units) has nothing to harvest
 
     @classmethod
-    def harvest(cls, frame: np.ndarray, points: np.ndarray) -> "MouthInterior":
+    def harvest(cls, frame: np.ndarray, points: np.ndarray) -> MouthInterior:
         """Cut the open mouth of `frame` out along its inner lips."""
         geo = _mouth_frame(points)
         local = _to_local(points, geo)
@@ -506,7 +506,7 @@ class MouthInterior:
         return spread > 0.9 * skin and float((lum < 0.45 * skin).mean()) >= 0.05
 
     @classmethod
-    def procedural(cls, frame: np.ndarray, points: np.ndarray) -> "MouthInterior":
+    def procedural(cls, frame: np.ndarray, points: np.ndarray) -> MouthInterior:
         """A plausible mouth (upper teeth, dark cavity, tongue, lower teeth) coloured from this face."""
         skin = _patch_mean(frame, points, SKIN_PATCH)
         lip = _patch_mean(frame, points, LIP_PATCH)

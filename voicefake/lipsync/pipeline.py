@@ -7,6 +7,10 @@ Two passes over the face video, streamed (memory does not grow with its length):
 follows the face and records its landmarks and the best view of its open mouth; the landmarks
 are then smoothed over time; the second pass reshapes each frame's mouth to the audio and
 encodes H.264 + AAC into a file that appears only when complete.
+
+The stages, each testable on arrays alone: track (track.py: frames -> FaceTrack), plan (plan.py:
+audio + track -> MouthPlan), render (render.py: one frame -> its new frame); and here, the inputs
+and the write loop (label, watermark, FRAME_FILTERS, progress, report).
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from voicefake.config import DEFAULT_VOICE, pretrained_dirs
 from voicefake.errors import VoicefakeError
+from voicefake.lipsync.plan import MouthPlan, plan_mouth
+from voicefake.lipsync.render import make_renderer, render_frame
+from voicefake.lipsync.track import FaceFollower, FaceTrack
 
 ENGINES = ("auto", "classic", "wav2lip")
 LABEL_TEXT = "AI-generated"
@@ -184,59 +192,6 @@ def _pick_engine(engine: str, weights) -> tuple[str, Path | None]:
     return ("wav2lip", found) if found is not None else ("classic", None)
 
 
-def _strengths(found: np.ndarray, yaw: np.ndarray, fps: float) -> np.ndarray:
-    """How much to reshape each input frame's mouth, 0..1.
-
-    Full on frontal faces; fading out between a three-quarter view and profile (where a 2-D mouth
-    model is wrong); and ramped over ~0.12 s where the face appears or disappears, so the edit
-    never pops in or out.
-    """
-    turned = np.clip((0.55 - np.abs(yaw)) / 0.25, 0.0, 1.0)
-    ramp = max(1, int(round(0.12 * fps)))
-    n = len(found)
-    distance = np.full(n, ramp, dtype=np.float64)
-    last = -(10**9)
-    for i in range(n):  # distance to the nearest frame without a face, both ways
-        if not found[i]:
-            last = i
-        distance[i] = min(distance[i], i - last)
-    last = 10**9
-    for i in range(n - 1, -1, -1):
-        if not found[i]:
-            last = i
-        distance[i] = min(distance[i], last - i)
-    fade = np.clip(distance / ramp, 0.0, 1.0) if not found.all() else np.ones(n)
-    return np.where(found, turned * fade, 0.0)
-
-
-def _better_interior(frame, points, interior, widest):
-    """Keep the mouth interior of the frame with the widest real open mouth seen so far."""
-    from voicefake.lipsync.face import mouth_opening, yaw_ratio
-    from voicefake.lipsync.mouth import MouthInterior, occlusion_score
-
-    opening = mouth_opening(points)
-    if opening > widest and abs(yaw_ratio(points)) < 0.25 and occlusion_score(frame, points) < 0.9:
-        candidate = MouthInterior.harvest(frame, points)
-        if candidate.looks_like_a_mouth():
-            return candidate, opening
-    return interior, widest
-
-
-def _occluded(scores: dict[int, float], n: int) -> np.ndarray:
-    """Frames whose mouth is covered: edge orientation far above this video's clear frames (its lower
-    quartile, so a beard or a mustache, present throughout, is not taken for a hand), over 5 frames."""
-    values = np.full(n, np.nan)
-    for i, v in scores.items():
-        values[i] = v
-    known = ~np.isnan(values)
-    if known.sum() < 2:
-        return np.zeros(n, dtype=bool)
-    threshold = max(1.0, 1.6 * float(np.percentile(values[known], 25)))
-    padded = np.pad(np.where(known, values, 0.0), 2, mode="edge")
-    smooth = np.array([np.median(padded[i : i + 5]) for i in range(n)])
-    return known & (smooth > threshold)
-
-
 # ---------------------------------------------------------------- the job
 
 
@@ -259,32 +214,8 @@ def lipsync(
     back and forth. `face_index` picks the N-th face from the left (default: the largest);
     `label` draws the visible "AI-generated" label; `engine` is auto, classic or wav2lip.
     """
-    from tqdm import tqdm
-
     from voicefake.io.media import check_not_an_input
-    from voicefake.io.video import (
-        VideoWriter,
-        check_video_output,
-        frames_in_order,
-        iter_frames,
-        open_face_media,
-        ping_pong,
-        prefetch,
-        sample_frames,
-    )
-    from voicefake.lipsync.face import (
-        FaceTracker,
-        detect_faces,
-        smooth_track,
-        yaw_ratio,
-    )
-    from voicefake.lipsync.mouth import (
-        MouthInterior,
-        MouthRenderer,
-        occlusion_score,
-        refine_inner_lips,
-    )
-    from voicefake.lipsync.visemes import track_from_audio, track_from_phonemes
+    from voicefake.io.video import check_video_output, open_face_media
 
     started = time.perf_counter()
     check_not_an_input(out, [face, audio])  # before anything: never write over the source
@@ -298,138 +229,120 @@ def lipsync(
     duration = len(samples) / rate
     media = open_face_media(face)
     engine, weights = _pick_engine(engine, weights)
+    model = None
     if engine == "wav2lip":  # a refused checkpoint fails here, before any work
-        from voicefake.lipsync.wav2lip import Wav2LipRenderer, load_checkpoint
+        from voicefake.lipsync.wav2lip import load_checkpoint
 
         model = load_checkpoint(weights)
 
-    n_out = max(1, int(round(duration * float(media.fps))))
-    # pass 1: follow the face, note the best open mouth (only as far as the output will go)
-    tracker = FaceTracker(face_index, still=media.still)
-    raw: list[np.ndarray] = []
-    nan = np.full((68, 2), np.nan, dtype=np.float32)
-    interior, widest = None, MouthInterior.MIN_OPENING
-    fallback = None
-    occlusion: dict[int, float] = {}
+    fps = float(media.fps)
+    n_out = max(1, int(round(duration * fps)))
+    track = _track(media, face, face_index, n_out, harvest=engine == "classic", progress=progress)
+    plan = plan_mouth(track, samples, rate, fps, n_out, timings)
+    renderer = make_renderer(engine, track, model=model, samples=samples, rate=rate, fps=fps)
+    render = partial(render_frame, track=track, plan=plan, renderer=renderer)
+    soundtrack = (samples, rate, payload)
+    writer = _write(out, face, media, plan.order, render, soundtrack, label=label, quality=quality, progress=progress)
+    return _report(out, engine, writer, duration, track, plan, renderer, started)
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progress: bool) -> FaceTrack:
+    """Pass 1: follow the face through the video, as far as the output will go (`n_out` frames)."""
+    from tqdm import tqdm
+
+    from voicefake.io.video import iter_frames, prefetch, sample_frames
+
+    follower = FaceFollower(face_index, still=media.still, harvest=harvest)
     bar = tqdm(
         total=min(media.frames or n_out, n_out), desc="tracking face", unit="frame", disable=not progress, leave=False
     )
     for frame in prefetch(iter_frames(media, record=True)):
-        if len(raw) == n_out:  # the audio is shorter than the video: the rest is never shown
+        if len(follower) == n_out:  # the audio is shorter than the video: the rest is never shown
             media.frames = n_out
             break
-        points = tracker(frame)
+        follower.add(frame)
         bar.update(1)
-        if points is None:
-            raw.append(nan)
-            continue
-        points = refine_inner_lips(frame, points)
-        raw.append(points)
-        occlusion[len(raw) - 1] = occlusion_score(frame, points)
-        if engine == "classic":
-            if fallback is None:
-                fallback = MouthInterior.procedural(frame, points)
-            interior, widest = _better_interior(frame, points, interior, widest)
     bar.close()
-    if engine == "classic" and not media.still and len(raw) == n_out and tracker.last_center is not None:
+    if harvest and not media.still and len(follower) == n_out and follower.tracker.last_center is not None:
         # The audio ends before the video: glance at the rest of it too for a wide-open mouth.
         for frame in sample_frames(media, 12, after=n_out / float(media.fps)):
-            faces = detect_faces(frame, upsample=0)
-            if faces:
-                points = min(faces, key=lambda p: np.hypot(*(p.mean(axis=0) - tracker.last_center)))
-                interior, widest = _better_interior(frame, refine_inner_lips(frame, points), interior, widest)
-    n_in = len(raw)
-    if n_in == 0:
+            follower.glance(frame)
+    if len(follower) == 0:
         raise VoicefakeError(f"{face} has no frames that can be decoded")
-    landmarks = np.stack(raw)
-    found = ~np.isnan(landmarks[:, 0, 0])
-    if not found.any():
-        if face_index is not None and tracker.most_faces:
+    if not follower.faces:
+        if face_index is not None and follower.tracker.most_faces:
             raise VoicefakeError(
-                f"there is no face number {face_index} in {face}: it shows at most {tracker.most_faces} "
+                f"there is no face number {face_index} in {face}: it shows at most {follower.tracker.most_faces} "
                 "at once, numbered from 0 (the leftmost)"
             )
         raise VoicefakeError(
             f"no face found in {face}: use a photo or video where a face is clearly visible, "
             "roughly frontal and at least 80 pixels wide"
         )
-    fps = float(media.fps)
-    landmarks = smooth_track(landmarks, fps)
-    found = ~np.isnan(landmarks[:, 0, 0])
-    yaw = np.array([yaw_ratio(p) if ok else 0.0 for p, ok in zip(landmarks, found)])
-    occluded = _occluded(occlusion, n_in)
-    strength = _strengths(found & ~occluded, yaw, fps)
+    return follower.finish(float(media.fps))
 
-    # what each output frame shows
-    order = list(range(n_out)) if n_out <= n_in else ping_pong(n_in, n_out)
-    if timings:
-        track = track_from_phonemes(timings, fps, n_out)
-    else:
-        track = track_from_audio(samples, rate, fps, n_out)
 
-    if engine == "wav2lip":
-        neural = Wav2LipRenderer(model, samples, rate, fps)
+def _write(out: Path, face, media, order: list[int], render, soundtrack, *, label: bool, quality: int, progress: bool):
+    """Pass 2: the input frames in `order`, each through `render(frame, k)` and finalize_frame (label,
+    watermark, FRAME_FILTERS), encoded with the soundtrack (samples, rate, watermark payload).
+    The VideoWriter, closed: its file is complete."""
+    from tqdm import tqdm
 
-        def render(frame, points, k, s):
-            return neural.render(frame, points, k, s)
-
-        interior_name = "-"
-    else:
-        interior = interior or fallback
-        classic = MouthRenderer(interior)
-
-        def render(frame, points, k, s):
-            return classic.render(frame, points, float(track.opening[k]), float(track.spread[k]), s)
-
-        interior_name = interior.source
-
-    # pass 2: render and encode
-    done = no_face = turned = covered = 0
-    synced = np.zeros(n_out, dtype=bool)
+    from voicefake.io.video import VideoWriter, frames_in_order, prefetch
     from voicefake.provenance.videomark import FrameMarker
 
+    samples, rate, payload = soundtrack
+    fps, n_out = float(media.fps), len(order)
     mark = FrameMarker(payload)  # the frames carry the soundtrack's payload
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
         frames = prefetch(frames_in_order(media, order))
         for k, frame in enumerate(
             tqdm(frames, total=n_out, desc="lip-syncing", unit="frame", disable=not progress, leave=False)
         ):
-            i = order[k]
-            if not found[i]:
-                no_face += 1
-            elif occluded[i]:
-                covered += 1
-            else:
-                if strength[i] < 0.999 and abs(yaw[i]) > 0.3:
-                    turned += 1
-                if strength[i] > 0:
-                    frame = render(frame, landmarks[i], k, float(strength[i]))
-                    done += 1
-                    synced[k] = True
-            writer.write(finalize_frame(frame, k, fps, mark, label))
+            writer.write(finalize_frame(render(frame, k), k, fps, mark, label))
             if k + 1 == n_out:
                 break
         if writer.frames < n_out:
             raise VoicefakeError(f"{face}: could only decode {writer.frames} of {n_out} frames")
+    return writer
+
+
+def _report(out: Path, engine: str, writer, duration: float, track, plan, renderer, started: float) -> LipsyncReport:
+    """What the job did, once `writer` has closed."""
     return LipsyncReport(
         output=out,
         engine=engine,
         width=writer.width,
         height=writer.height,
-        fps=fps,
+        fps=float(writer.fps),
         frames=writer.frames,
         duration=duration,
-        face_frames=done,
-        no_face_frames=no_face,
-        turned_frames=turned,
-        covered_frames=covered,
-        mouth_source="mel spectrogram" if engine == "wav2lip" else track.source,
-        mouth_interior=interior_name,
-        speech=track.has_speech,
+        **_frame_counts(track, plan),
+        mouth_source="mel spectrogram" if engine == "wav2lip" else plan.source,
+        mouth_interior=renderer.interior,
+        speech=plan.speech,
         seconds=time.perf_counter() - started,
-        opening=np.asarray(track.opening, dtype=np.float32),
-        synced=synced,
+        opening=np.asarray(plan.opening, dtype=np.float32),
     )
+
+
+def _frame_counts(track: FaceTrack, plan: MouthPlan) -> dict:
+    """The report's counts of output frames: reshaped, without a face, covered, turned away."""
+    shown = np.asarray(plan.order, dtype=np.intp)
+    found, occluded = track.found[shown], track.occluded[shown]
+    clear = found & ~occluded
+    turned = clear & (plan.strength < 0.999) & (np.abs(track.yaw[shown]) > 0.3)
+    synced = clear & (plan.strength > 0)
+    return {
+        "face_frames": int(synced.sum()),
+        "no_face_frames": int((~found).sum()),
+        "turned_frames": int(turned.sum()),
+        "covered_frames": int((found & occluded).sum()),
+        "synced": synced,
+    }
 
 
 def speak_video(

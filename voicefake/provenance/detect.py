@@ -37,7 +37,7 @@ class MarkReport:
     payload_unreadable: bool = False  # found (the audio mark's sync pattern) but its payload is lost
 
     @classmethod
-    def from_detection(cls, detection) -> "MarkReport":
+    def from_detection(cls, detection) -> MarkReport:
         from voicefake.provenance import watermark
         from voicefake.tts.voice import list_voices
 

@@ -23,6 +23,7 @@ import os
 import stat
 from pathlib import Path
 
+from voicefake.config import VERSION
 from voicefake.errors import VoicefakeError
 from voicefake.io import atomic
 from voicefake.io.atomic import atomic_output
@@ -39,20 +40,14 @@ _EKUS = ("1.3.6.1.5.5.7.3.4", "1.3.6.1.5.5.7.3.36", "1.3.6.1.5.5.7.3.8", "1.3.6.
 _CERT_YEARS = 20
 
 
-def _version() -> str:
-    from voicefake import __version__
-
-    return __version__
-
-
 def software() -> str:
     """What every voicefake output names as its software: "voicefake <version>"."""
-    return f"voicefake {_version()}"
+    return f"voicefake {VERSION}"
 
 
 def now_utc() -> str:
     """The current time as UTC ISO 8601 to the second, e.g. 2026-05-01T12:34:56Z."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------- tags
@@ -199,7 +194,7 @@ def _make_signer() -> bytes:
     from cryptography.x509.oid import NameOID, ObjectIdentifier
 
     tag = secrets.token_hex(4)  # tells two installs' signers apart
-    now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=1)  # tolerate slightly wrong clocks
+    now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(days=1)  # tolerate slightly wrong clocks
     until = now + _dt.timedelta(days=365 * _CERT_YEARS)
 
     def name(common: str) -> x509.Name:
@@ -268,7 +263,7 @@ def _context(anchor: bytes | None = None):
 def manifest_definition(title: str, kind: str = "speech", voice: str | None = None, created: str | None = None,
                         source_type: str = TRAINED_ALGORITHMIC_MEDIA) -> dict:
     """The manifest voicefake signs: a c2pa.created action and the voicefake.synthetic assertion."""
-    agent = {"name": "voicefake", "version": _version()}
+    agent = {"name": "voicefake", "version": VERSION}
     mine = {"tool": software(), "kind": kind, "created": created or now_utc()}
     if voice:
         mine["voice"] = voice

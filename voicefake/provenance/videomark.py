@@ -17,7 +17,7 @@ presence cells (a z-score) and decodes the same convolutional code + CRC as the 
 from __future__ import annotations
 
 import functools
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np

