@@ -11,14 +11,15 @@ import argparse
 
 from tqdm import tqdm
 
-from voicefake.tts.clone import BASE_FILE, PRETRAINED, build_base
+from voicefake.config import CHECKOUT_PRETRAINED
+from voicefake.tts.clone import BASE_FILE, build_base
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--out", default=str(PRETRAINED / BASE_FILE))
+    parser.add_argument("--out", default=str(CHECKOUT_PRETRAINED / BASE_FILE))
     args = parser.parse_args()
     bar = tqdm(total=args.steps, desc="distilling the posterior encoder", unit="step")
 

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import SHARED, make_tiny_voice
+from tests.helpers import make_tiny_voice, shared_data
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,5 @@ def tiny_voice(tiny_voice_folder, private_home):
 
 @pytest.fixture(scope="session")
 def shared():
-    if not SHARED.is_dir():
-        pytest.skip(f"real recordings not available: {SHARED} is missing")
-    return SHARED
+    """../shared (real recordings and faces), or skip."""
+    return shared_data().parent

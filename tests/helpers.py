@@ -17,7 +17,6 @@ from voicefake.config import NOISE_SCALE
 from voicefake.lipsync.face import TEMPLATE_68
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SPEECH = SHARED / "data" / "speech"
 
 SENTENCES = HARVARD_SENTENCES[:12]
 
@@ -111,7 +110,7 @@ def real_clips(
     speaker: str, min_seconds: float = 2.0, max_seconds: float = 60.0, skip: int = 0, limit: int | None = None
 ) -> list[tuple[Path, str]]:
     """(path, transcript) of a real speaker's clips in ../shared, or skip the test."""
-    folder = SPEECH / speaker
+    folder = shared_data() / "speech" / speaker
     if not (folder / "metadata.csv").is_file():
         pytest.skip(f"real recordings not available: {folder} is missing")
     with open(folder / "metadata.csv", encoding="utf-8") as handle:

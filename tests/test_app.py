@@ -13,6 +13,8 @@ import soundfile as sf
 
 from tests.helpers import SENTENCES, draw_face, speak, write
 
+pytestmark = pytest.mark.slow  # servers, enrollment and training: minutes in all
+
 
 @pytest.fixture(scope="module")
 def server():

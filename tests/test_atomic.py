@@ -95,6 +95,7 @@ def test_private_files_stay_private_under_a_permissive_umask(umask):
     assert mode(provenance.root_certificate()) == 0o644  # public
 
 
+@pytest.mark.slow
 def test_checkpoints_are_atomic_and_a_damaged_one_is_named(tmp_path, umask):
     model = torch.nn.Linear(4, 4)
     optimizer = torch.optim.AdamW(model.parameters())

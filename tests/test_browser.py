@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers import SENTENCES, draw_face, speak, write
 
+pytestmark = pytest.mark.slow  # servers, enrollment and training: minutes in all
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 SLOW = 300  # s: first synthesis and lip-sync on 2 busy cores

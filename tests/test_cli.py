@@ -14,6 +14,7 @@ def run(*args, stdin=None):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg"])
 def test_say_writes_every_format(tmp_path, ext):
     out = tmp_path / f"out.{ext}"
@@ -26,6 +27,7 @@ def test_say_writes_every_format(tmp_path, ext):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [out.name]
 
 
+@pytest.mark.slow
 def test_say_reads_stdin_and_takes_settings(tmp_path):
     out = tmp_path / "slow.wav"
     result = run("say", "-", "-o", str(out), "--speed", "0.5", "--noise", "0", "--noise-w", "0", stdin="Read from a pipe.")
@@ -54,6 +56,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, case):
     args, expected = BAD[case]
@@ -65,12 +68,14 @@ def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, case):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_emoji_among_words_is_dropped_with_a_warning(tmp_path):
     out = tmp_path / "out.wav"
     result = run("say", "Hello 😀 world.", "-o", str(out))
     assert result.returncode == 0 and "warning: dropped" in result.stderr and out.exists()
 
 
+@pytest.mark.slow
 def test_unreadable_stdin_is_a_clear_error(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "voicefake.cli", "say", "-", "-o", str(tmp_path / "o.wav")],
@@ -83,6 +88,7 @@ def test_unreadable_stdin_is_a_clear_error(tmp_path):
 LONG_TEXT = " ".join(f"This is sentence number {i} of a long text that keeps the voice busy for a while." for i in range(80))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_say_stopped_by_a_signal_leaves_no_file(tmp_path, signame):
     import signal
@@ -102,6 +108,7 @@ def test_say_stopped_by_a_signal_leaves_no_file(tmp_path, signame):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == []
 
 
+@pytest.mark.slow
 def test_outputs_follow_the_umask(tmp_path):
     import os
     import stat
@@ -128,6 +135,7 @@ def full_disk(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.slow
 def test_say_onto_a_full_disk_is_one_line(full_disk):
     result = run("say", "A few sentences of speech. Far more than sixty four kilobytes of it. " * 4,
                  "-o", str(full_disk / "out.wav"))
@@ -137,6 +145,7 @@ def test_say_onto_a_full_disk_is_one_line(full_disk):
     assert list(full_disk.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_say_and_detect_with_a_generated_voice(tiny_voice, tmp_path):
     out = tmp_path / "tiny.wav"
     assert run("say", "A short sentence, spoken twice over.", "--voice", "tiny", "-o", str(out)).returncode == 0

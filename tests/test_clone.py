@@ -15,6 +15,8 @@ from voicefake.enroll.enrollment import enroll
 from voicefake.errors import VoicefakeError
 from voicefake.tts.clone import clone_voice, export_voice
 
+pytestmark = pytest.mark.slow  # servers, enrollment and training: minutes in all
+
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "voicefake.cli", *args], capture_output=True, text=True, timeout=600)

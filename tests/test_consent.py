@@ -59,6 +59,7 @@ def test_challenges_are_random_stored_and_expire():
         DeclaredLicence("")
 
 
+@pytest.mark.slow
 def test_phrase_check_hears_the_right_challenge_and_not_another(voice):
     """Calibration on generated speech: the reader's own challenge passes, any other fails."""
     import soxr
@@ -92,6 +93,7 @@ def test_a_refusal_is_a_negation_of_agreeing_not_any_negative_word(heard, word):
     assert consents.refusal(heard) == word
 
 
+@pytest.mark.slow
 def test_verified_consent_is_recorded_and_the_challenge_works_once(tmp_path, voice, joe_clips):
     challenge = issue_challenge("ann")
     recording = write(tmp_path / "consent.wav", speak(voice, challenge.text))
@@ -105,6 +107,7 @@ def test_verified_consent_is_recorded_and_the_challenge_works_once(tmp_path, voi
         find_challenge("ann", challenge.id)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["another phrase", "refusal", "expired", "not issued", "other name", "missing file"])
 def test_refused_consent_says_why_and_writes_nothing(tmp_path, voice, joe_clips, case):
     challenge = issue_challenge("ann")
@@ -136,6 +139,7 @@ def test_refused_consent_says_why_and_writes_nothing(tmp_path, voice, joe_clips,
     assert nothing_written("ann")
 
 
+@pytest.mark.slow
 def test_cli_refused_consent_exits_2_with_the_report(tmp_path, voice, joe_clips):
     issued = subprocess.run([sys.executable, "-m", "voicefake.cli", "consent-phrase", "ann", "--json"],
                             capture_output=True, text=True)
@@ -151,6 +155,8 @@ def test_cli_refused_consent_exits_2_with_the_report(tmp_path, voice, joe_clips)
     assert nothing_written("ann")
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_someone_else_reading_the_phrase_is_refused(tmp_path, voice):
     """A real woman's recordings, with the challenge read by a different (synthetic male) speaker."""
     chosen = real_clips("allison_en", min_seconds=2.0, max_seconds=11.0, limit=12)
@@ -162,6 +168,8 @@ def test_someone_else_reading_the_phrase_is_refused(tmp_path, voice):
     assert nothing_written("allison")
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_non_english_checks_the_speaker_only(tmp_path):
     """Russian enrollment: the phrase check is English-only; the speaker match decides, on real speakers."""
     russian = real_clips("ivrvoice_ru", min_seconds=2.0, max_seconds=11.0, limit=16)
@@ -186,6 +194,7 @@ def test_non_english_checks_the_speaker_only(tmp_path):
 # --- synthetic speech and replays -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_voicefake_speech_is_refused_as_consent_and_as_enrollment_audio(tmp_path, voice, joe_clips):
     """voicefake's own (watermarked) speech is nobody's consent and nobody's voice to enroll."""
     challenge = issue_challenge("ann")
@@ -209,6 +218,7 @@ def test_voicefake_speech_is_refused_as_consent_and_as_enrollment_audio(tmp_path
     assert nothing_written("corpus")
 
 
+@pytest.mark.slow
 def test_consent_recording_used_before_is_refused(tmp_path, voice, joe_clips):
     import soxr
 
@@ -223,6 +233,7 @@ def test_consent_recording_used_before_is_refused(tmp_path, voice, joe_clips):
     assert nothing_written("ann2")
 
 
+@pytest.mark.slow
 def test_consent_taken_from_the_enrollment_audio_is_refused_without_the_phrase_check(tmp_path, voice, joe_clips):
     """Other languages have no phrase check: any clip of the speaker would match the speaker, so a
     consent recording cut from the enrollment audio is refused as a replay."""

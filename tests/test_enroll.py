@@ -59,6 +59,7 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "voicefake.cli", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_enrolls_every_format_with_verified_consent_then_removes(tmp_path, voice, sentences):
     # every container and codec a user may bring, mono and stereo, 16 to 48 kHz, a video's audio track
     formats = [
@@ -116,6 +117,7 @@ def test_cli_enrolls_every_format_with_verified_consent_then_removes(tmp_path, v
         require_consent("ann")
 
 
+@pytest.mark.slow
 def test_long_file_is_cut_at_pauses_and_its_one_text_spread_over_the_pieces(tmp_path, sentences):
     gaps = [np.zeros(int(1.2 * RATE), np.float32)] * len(sentences)
     long = write(tmp_path / "talk.flac", np.concatenate([x for pair in zip(sentences, gaps) for x in pair]))
@@ -127,6 +129,7 @@ def test_long_file_is_cut_at_pauses_and_its_one_text_spread_over_the_pieces(tmp_
     assert require_consent("talk")["status"] == "declared, not verified"
 
 
+@pytest.mark.slow
 def test_without_transcripts_english_is_transcribed(clips):
     report = enroll("heard", sorted(clips.glob("s[0-5].wav")), consent=LICENCE)
     assert "pocketsphinx" in report.transcripts and report.utterances_kept == 6
@@ -134,6 +137,7 @@ def test_without_transcripts_english_is_transcribed(clips):
     assert word_error_rate(SENTENCES[:6], [line.split("|")[1] for line in lines]) < 0.6
 
 
+@pytest.mark.slow
 def test_bad_files_are_reported_with_reasons_and_the_good_ones_kept(tmp_path, clips, voice, sentences):
     rng = np.random.default_rng(0)
     speechy = sentences[0]
@@ -177,6 +181,7 @@ def test_no_usable_speech_fails_clearly_and_writes_nothing(tmp_path, voice, case
     assert_nothing_written("nobody")
 
 
+@pytest.mark.slow
 def test_a_crash_while_writing_leaves_no_half_voice(monkeypatch, clips):
     real = enrollment._write_voice
 
@@ -190,6 +195,7 @@ def test_a_crash_while_writing_leaves_no_half_voice(monkeypatch, clips):
     assert_nothing_written("crash")
 
 
+@pytest.mark.slow
 def test_abandoned_staging_of_a_dead_process_is_cleared(clips):
     dead = home() / "voices" / ".staging" / "ghost-999999999"
     (dead / "wavs").mkdir(parents=True)
@@ -199,6 +205,7 @@ def test_abandoned_staging_of_a_dead_process_is_cleared(clips):
     assert [v.name for v in voicefake.list_voices()] == ["joe", "alive"]
 
 
+@pytest.mark.slow
 def test_names_existing_voices_and_languages_are_checked(clips):
     for name in ["Ann", "../x", "", "a" * 41]:
         with pytest.raises(VoicefakeError, match="bad voice name"):
@@ -220,6 +227,7 @@ def test_names_existing_voices_and_languages_are_checked(clips):
         voicefake.remove_voice("joe")
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_for_a_two_hour_file(tmp_path):
     """Decoding streams: a 2-hour file (FLAC, 8 kHz) never sits in memory (it would take 635 MB at 22.05 kHz)."""
     from voicefake.io.media import media_duration, stream_audio
@@ -241,6 +249,7 @@ def test_memory_stays_bounded_for_a_two_hour_file(tmp_path):
     assert peak < 30e6, f"peak {peak / 1e6:.0f} MB"
 
 
+@pytest.mark.slow
 def test_enrollment_holds_only_seconds_of_audio_at_once(tmp_path, sentences):
     # over two minutes: speech and long silences; the pipeline keeps a short tail, not the file
     silence = np.zeros(20 * RATE, np.float32)
@@ -254,6 +263,8 @@ def test_enrollment_holds_only_seconds_of_audio_at_once(tmp_path, sentences):
 # --- real recordings (../shared) ---------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_second_speaker_in_the_recording_is_rejected(tmp_path, sentences):
     allison = [p for p, _ in real_clips("allison_en", min_seconds=3.0, limit=3)]
     # one recording: the bundled voice, with a real woman speaking in between
@@ -271,6 +282,8 @@ def test_second_speaker_in_the_recording_is_rejected(tmp_path, sentences):
     assert len(kept) == 8 and min(u["speaker_similarity"] for u in kept) > 0.85  # only the bundled voice is left
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_real_speaker_enrolls_with_given_transcripts():
     chosen = real_clips("allison_en", min_seconds=2.0, max_seconds=11.0, limit=20)
     metadata = chosen[0][0].parent.parent / "metadata.csv"
@@ -282,6 +295,7 @@ def test_real_speaker_enrolls_with_given_transcripts():
     assert record["verified"] is False and "Allison Smith" in record["licence"]
 
 
+@pytest.mark.slow
 def test_api_enrolls_from_a_script_read_on_stdin(tmp_path, voice):
     """`python - <<EOF`: spawned transcription workers would re-run '<stdin>' and die
     (BrokenProcessPool); enrollment must work there, in one process, with a warning."""
@@ -308,6 +322,8 @@ print(json.dumps({{"enrolled": report.enrolled, "kept": report.utterances_kept}}
     assert (home() / "voices" / "piped" / "manifest.json").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_other_speakers_turns_inside_cuts_are_split_off(tmp_path):
     """One recording of a (Russian) speaker with another person's turns after short pauses (0.3 s),
     so the cuts between pauses hold both: the other voice's stretches are cut out of them."""

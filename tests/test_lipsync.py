@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import voicefake
-from tests.helpers import RATE, SHARED, draw_face, make_video, vowel
+from tests.helpers import RATE, draw_face, make_video, shared_data, vowel
 from voicefake import VoicefakeError
 from voicefake.io.video import to_bgr
 from voicefake.lipsync.face import detect_faces, mouth_opening
@@ -74,6 +74,7 @@ def test_the_drawn_face_is_a_face_to_the_tracker():
     assert mouth_opening(faces[0]) < 0.03  # drawn closed
 
 
+@pytest.mark.slow
 def test_mouth_follows_an_open_close_pattern(face_png, tmp_path):
     audio, pattern = open_close_audio()
     out = tmp_path / "talk.mp4"
@@ -190,6 +191,7 @@ def test_unwritable_output_leaves_nothing(face_png, tmp_path):
     assert not list(folder.iterdir())
 
 
+@pytest.mark.slow
 def test_two_faces_largest_by_default_or_by_index(tmp_path):
     canvas = np.full((320, 640, 3), 120, np.uint8)
     canvas[40:280, 40:280] = draw_face(240)  # smaller, on the left
@@ -240,6 +242,7 @@ def test_phoneme_track_closes_for_bilabials_and_opens_for_vowels():
     assert track_from_audio(np.zeros(RATE), RATE, 25, 25).has_speech is False
 
 
+@pytest.mark.slow
 def test_speak_video_uses_the_synthesis_timings(face_png, tmp_path):
     out = tmp_path / "hello.mp4"
     report = voicefake.speak_video(face_png, "Hello, mama.", out, voice="joe", label=False, progress=False)
@@ -269,10 +272,10 @@ def test_cli_errors_are_one_line(face_png, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("voicefake: error: cannot read audio")
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_shared_portrait(tmp_path, voice):
-    if not SHARED.is_dir():
-        pytest.skip(f"shared data not available: {SHARED} is missing")
-    portrait = SHARED / "data" / "faces" / "astronaut.png"
+    portrait = shared_data() / "faces" / "astronaut.png"
     chunks = list(voice.synthesize("Maybe we should open up a bottle of wine.", noise=0.3, noise_w=0.3))
     out = tmp_path / "astronaut.mp4"
     report = lipsync(portrait, chunks, out, progress=False)
@@ -305,6 +308,7 @@ def random_wav2lip(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_wav2lip_official_checkpoint_round_trip(random_wav2lip, tmp_path):
     import torch
 
@@ -354,6 +358,7 @@ def test_wav2lip_official_checkpoint_round_trip(random_wav2lip, tmp_path):
         load_checkpoint(tmp_path / "syncnet.pth")
 
 
+@pytest.mark.slow
 def test_wav2lip_weights_in_pretrained_are_picked_automatically(random_wav2lip, face_png, tmp_path):
     import shutil
 
@@ -410,6 +415,7 @@ def test_training_recipe_prepares_lrs2_style_data(tmp_path):
     assert loss.item() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_cli_lipsync_stopped_by_a_signal_leaves_no_file(face_png, tmp_path, signame):
     import signal

@@ -30,6 +30,7 @@ def test_api_chunks_carry_the_mark_and_name_the_voice(voice):
         assert found.found and found.payload.voice_hash == watermark.voice_hash("joe")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg"])
 def test_cli_say_output_is_detected_by_cli_detect(tmp_path, ext):
     out = tmp_path / f"out.{ext}"
@@ -40,6 +41,7 @@ def test_cli_say_output_is_detected_by_cli_detect(tmp_path, ext):
     assert report["watermarked"] and report["audio"]["voice"] == "joe" and report["audio"]["confidence"] > 0.99
 
 
+@pytest.mark.slow
 def test_detect_says_no_for_unmarked_audio_and_errors_for_bad_files(tmp_path, voice):
     import soundfile as sf
 
@@ -56,6 +58,7 @@ def test_detect_says_no_for_unmarked_audio_and_errors_for_bad_files(tmp_path, vo
     assert run("detect", str(tmp_path / "cut.wav")).returncode == 2
 
 
+@pytest.mark.slow
 def test_app_speech_is_marked():
     from voicefake.app import ui as app
 
@@ -67,6 +70,7 @@ def test_app_speech_is_marked():
     assert detect_file(path).found
 
 
+@pytest.mark.slow
 def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
     face = tmp_path / "face.png"
     cv2.imwrite(str(face), draw_face())
@@ -91,6 +95,7 @@ def test_lipsync_soundtrack_is_marked_even_for_outside_audio(tmp_path, voice):
         assert report.video.found and report.video.voice == voice_name, report.to_dict()
 
 
+@pytest.mark.slow
 def test_detect_on_a_short_crop_says_too_short_to_decide(tmp_path, voice):
     import soundfile as sf
 

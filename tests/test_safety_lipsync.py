@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import voicefake
-from tests.helpers import RATE, SHARED, draw_face, make_video, vowel
+from tests.helpers import RATE, draw_face, make_video, shared_data, vowel
 from voicefake import VoicefakeError
 from voicefake.cli import main
 from voicefake.lipsync.pipeline import lipsync
@@ -85,6 +85,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(command, face_png, speech, 
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_state_dict_checkpoint_given_with_weights_is_used(face_png, speech, tmp_path, capsys):
     import torch
 
@@ -143,6 +144,8 @@ def test_an_upside_down_drawn_face_is_a_clear_error(tmp_path):
         lipsync(source, (vowel(0.24), RATE), tmp_path / "out.mp4", progress=False)
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 @pytest.mark.parametrize("flip", ["rotated", "mirrored"])
 def test_an_upside_down_real_clip_does_not_crash(flip, tmp_path):
     """Upside down, the detector finds the face in a few scattered frames only (runs of 4-5 here)."""
@@ -150,7 +153,7 @@ def test_an_upside_down_real_clip_does_not_crash(flip, tmp_path):
 
     from voicefake.io.video import to_bgr
 
-    clip = SHARED / "data" / "faces" / "WolfgangLanger_Pexels.mp4"
+    clip = shared_data() / "faces" / "WolfgangLanger_Pexels.mp4"
     if not clip.is_file():
         pytest.skip(f"shared data not available: {clip} is missing")
     turn = (slice(None, None, -1), slice(None, None, -1)) if flip == "rotated" else (slice(None, None, -1),)

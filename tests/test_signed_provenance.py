@@ -147,6 +147,7 @@ def test_changed_file_is_reported_invalid(tmp_path):
     assert "INVALID" in "\n".join(provenance.describe(provenance.inspect(out)))
 
 
+@pytest.mark.slow
 def test_cli_detect_reports_tags_and_manifest(tmp_path):
     wav = voicefake.write_audio(tmp_path / "said.wav", marked_noise(3.5), RATE, voice="joe")
     mp4 = make_mp4(tmp_path / "clip.mp4")
@@ -163,6 +164,7 @@ def test_cli_detect_reports_tags_and_manifest(tmp_path):
     assert "tags: comment 'AI-generated" in human.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["cut wav", "cut mp4", "broken box"])
 def test_truncated_or_corrupt_file_is_one_clear_error(tmp_path, case):
     if case == "cut wav":

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from tests.helpers import TINY_DIMS_ARGS
+from voicefake.config import CHECKOUT_PRETRAINED
 from voicefake.enroll.dataset import read_dataset
 from voicefake.errors import VoicefakeError
 from voicefake.tts import clone, train
@@ -50,6 +51,7 @@ def test_metadata_forms_are_both_read(dataset, tmp_path):
         read_dataset(tmp_path)
 
 
+@pytest.mark.slow
 def test_posterior_encoder_distillation_reduces_its_loss(voice):
     from voicefake.tts.model import VitsDims, load_vits
     from voicefake.tts.text import text_to_sentences
@@ -62,6 +64,7 @@ def test_posterior_encoder_distillation_reduces_its_loss(voice):
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
 
 
+@pytest.mark.slow
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
     model, d_vector = clone.load_base(path=base)
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
@@ -94,6 +97,7 @@ def tiny_model(seed: int = 0):
     return build_vits(VitsDims(**TINY_DIMS_ARGS, d_vector_dim=256))
 
 
+@pytest.mark.slow
 def test_checkpoints_round_trip_and_resume_continues(dataset, voice, tmp_path):
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
     settings = train.TrainSettings(batch_size=2, speaker_weight=1.0)
@@ -123,6 +127,7 @@ def test_checkpoints_round_trip_and_resume_continues(dataset, voice, tmp_path):
     assert train.Checkpoint.load(path, restored).step == 4  # the interrupted run kept every finished step
 
 
+@pytest.mark.slow
 def test_conditioned_model_exports_to_a_matching_piper_voice(base, voice, tmp_path):
     from piper import PiperVoice
     from piper.config import SynthesisConfig
@@ -154,13 +159,14 @@ def test_cuda_requested_without_a_gpu_is_refused():
         clone.check_device("cuda")
 
 
+@pytest.mark.slow
 def test_recipe_runs_data_parallel_under_torchrun_gloo(base, dataset, tmp_path, monkeypatch):
-    if not (clone.PRETRAINED / clone.BASE_FILE).exists():
+    if not (CHECKOUT_PRETRAINED / clone.BASE_FILE).exists():
         monkeypatch.setenv("VOICEFAKE_CACHE", str(base.parent))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "recipes/clone_vits.py", "--data", str(dataset), "--out", str(out), "--max-steps", "2", "--licence", "test"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=clone.PRETRAINED.parent,
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=CHECKOUT_PRETRAINED.parent,
                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "voice.onnx").exists() and (out / "voice.onnx.json").exists()
@@ -192,6 +198,7 @@ def test_decoder_rate_scale_zero_trains_only_its_speaker_conditioning(base):
     assert rates == [2e-5, 2e-4]  # the flow at a tenth; the conditioning and the posterior encoder at full rate
 
 
+@pytest.mark.slow
 def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, tmp_path):
     """Checkpoint choice: the run ends holding the weights of its best check, not its last step."""
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
@@ -230,6 +237,7 @@ def test_naturalness_tells_clean_speech_from_noise(voice):
     assert clean_mos > 3.5 and noisy_mos < clean_mos - 1.0
 
 
+@pytest.mark.slow
 def test_adversarial_fine_tuning_trains_the_discriminator_and_resumes(base, dataset, voice, tmp_path):
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
     settings = train.TrainSettings(batch_size=2, adversarial_weight=1.0, stft_weight=1.0)

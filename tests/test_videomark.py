@@ -34,6 +34,7 @@ def marked():
     return frames, [videomark.embed_frame(f, PAYLOAD) for f in frames]
 
 
+@pytest.mark.slow
 def test_mark_is_invisible(marked):
     frames, marks = marked
     psnr = np.mean([cv2.PSNR(a, b) for a, b in zip(frames, marks)])
@@ -57,6 +58,7 @@ def test_unmarked_video_is_not_flagged(marked):
     assert not videomark.detect_frames([np.full((240, 320, 3), 128, np.uint8)]).found
 
 
+@pytest.mark.needs_shared
 def test_real_faces_unmarked_are_not_flagged_and_marked_are_found(shared):
     with av.open(str(shared / "data" / "faces" / "WolfgangLanger_Pexels.mp4")) as container:
         clip = [f.to_ndarray(format="bgr24") for _, f in zip(range(50), container.decode(video=0))]

@@ -166,6 +166,7 @@ def test_survives_transform(clips, filler, name):
         assert d.payload == PAYLOAD
 
 
+@pytest.mark.needs_shared
 def test_mark_inside_real_speech(clips, shared):
     before, after = real_pieces(shared, n=2, seed=3)
     d = wm.detect(np.concatenate([before, clips[1][1], after]), SR)
@@ -192,6 +193,7 @@ def assert_present(d, payload, name):
     assert d.verdict == ("marked" if d.payload else "present, payload unreadable")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [0.90, 1.10])
 def test_survives_time_stretch(spoken, rate):
     audio, payload = spoken
@@ -219,6 +221,7 @@ def test_survives_rerecording(spoken):
         assert_present(wm.detect(rerecord(audio, np.random.default_rng(seed)), SR), payload, f"room {seed}")
 
 
+@pytest.mark.slow
 def test_survives_chained_edits(spoken):
     audio, payload = spoken
     d = wm.detect(codec_roundtrip(speed(audio, 1.05), SR, "libmp3lame"), SR)
@@ -246,6 +249,7 @@ def test_chunks_marked_with_their_position_continue_the_sync(voice):
     assert wm.detect(pitch_shift(joined, -1), SR).found
 
 
+@pytest.mark.slow
 def test_unmarked_speech_under_edits_not_flagged(clips, filler):
     rng = np.random.default_rng(5)
     for x in [clips[0][0], clips[1][0], filler]:
@@ -263,6 +267,8 @@ def test_unmarked_generated_speech_not_flagged(clips, filler):
     assert not wm.detect(filler, SR).found
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_unmarked_real_speech_not_flagged(shared):
     pieces = real_pieces(shared, n=8)
     assert len(pieces) == 8

@@ -24,10 +24,11 @@ import functools
 
 import numpy as np
 
-RATE = 16000  # fingerprints are taken at 16 kHz
+from voicefake.config import ANALYSIS_RATE  # fingerprints are taken at 16 kHz
+
 _NFFT, _HOP = 2048, 256  # 128 ms windows (long, so a shift of half a hop changes little), 16 ms steps
 _LOW, _HIGH, _BANDS = 300.0, 3000.0, 33
-FRAME_SECONDS = _HOP / RATE
+FRAME_SECONDS = _HOP / ANALYSIS_RATE
 WINDOW_SECONDS = 2.0  # a replay is recognised from 2 s of it
 # Share of differing bits at or below which two 2 s windows are one recording. Calibrated
 # (bench/consent_replay.py: 25 real clips of ../shared, each found inside a longer recording):
@@ -39,7 +40,7 @@ MATCH_BER = 0.25
 
 @functools.lru_cache(maxsize=1)
 def _band_matrix() -> np.ndarray:
-    edges = np.geomspace(_LOW, _HIGH, _BANDS + 1) * _NFFT / RATE
+    edges = np.geomspace(_LOW, _HIGH, _BANDS + 1) * _NFFT / ANALYSIS_RATE
     bins = np.arange(_NFFT // 2 + 1)
     matrix = np.zeros((_NFFT // 2 + 1, _BANDS), np.float32)
     for band in range(_BANDS):  # rectangular bands, with fractional bins at their edges

@@ -22,6 +22,19 @@ RIGHT_EYE = list(range(36, 42))  # the subject's right eye, on the image's left
 LEFT_EYE = list(range(42, 48))
 MOUTH_OUTER = list(range(48, 60))
 MOUTH_INNER = list(range(60, 68))
+LIPS = MOUTH_OUTER + MOUTH_INNER
+MOUTH_LEFT, MOUTH_RIGHT = 48, 54  # the outer corners (image left and right)
+INNER_LEFT, INNER_RIGHT = 60, 64  # the inner corners
+UPPER_OUTER = list(range(48, 55))  # corner to corner along the upper lip's outer edge
+LOWER_OUTER = [48, 59, 58, 57, 56, 55, 54]
+UPPER_INNER = list(range(60, 65))
+LOWER_INNER = [60, 67, 66, 65, 64]
+# The three inner columns between the corners, upper and lower points facing each other, with the
+# outer lip points above and below them: (61, 67, 50, 58), (62, 66, 51, 57), (63, 65, 52, 56).
+INNER_COLUMNS = list(zip(UPPER_INNER[1:4], LOWER_INNER[1:4], UPPER_OUTER[2:5], LOWER_OUTER[2:5]))
+UPPER_LIP = [*UPPER_OUTER[1:6], *UPPER_INNER[1:4]]  # every upper-lip point but the corners
+LOWER_LIP = [*LOWER_OUTER[5:0:-1], *LOWER_INNER[3:0:-1]]  # every lower-lip point but the corners
+LOWER_LIP_CENTRE = 66  # inner edge, middle
 
 # A frontal face in inter-ocular units: eye centres at (-0.5, 0) and (0.5, 0), y pointing down.
 # Drawn by hand from average proportions; the renderer uses it only to fix its mesh topology,

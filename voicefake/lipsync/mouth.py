@@ -15,13 +15,29 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from voicefake.lipsync.face import TEMPLATE_68, eye_centers, interocular
+from voicefake.lipsync.face import (
+    INNER_COLUMNS,
+    INNER_LEFT,
+    INNER_RIGHT,
+    JAW,
+    LIPS,
+    LOWER_INNER,
+    LOWER_LIP,
+    LOWER_LIP_CENTRE,
+    LOWER_OUTER,
+    MOUTH_INNER,
+    MOUTH_LEFT,
+    MOUTH_OUTER,
+    MOUTH_RIGHT,
+    TEMPLATE_68,
+    UPPER_INNER,
+    UPPER_LIP,
+    UPPER_OUTER,
+    eye_centers,
+    interocular,
+)
 from voicefake.lipsync.visemes import MAX_OPENING
 
-UPPER_INNER = [60, 61, 62, 63, 64]
-LOWER_INNER = [60, 67, 66, 65, 64]
-UPPER_OUTER = [48, 49, 50, 51, 52, 53, 54]
-LOWER_OUTER = [48, 59, 58, 57, 56, 55, 54]
 JAW_WEIGHTS = {4: 0.12, 5: 0.35, 6: 0.62, 7: 0.86, 8: 1.0, 9: 0.86, 10: 0.62, 11: 0.35, 12: 0.12}
 FIXED = [27, 28, 29, 30, 31, 32, 33, 34, 35, 39, 40, 41, 42, 46, 47]  # nose and lower eyelids: never move
 # The pinned ring: the jaw line pushed out from the mouth centre, furthest below the chin, which
@@ -41,7 +57,7 @@ def _mouth_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     left, right = eye_centers(points)
     ex = (right - left) / max(float(np.hypot(*(right - left))), 1e-6)
     ey = np.array([-ex[1], ex[0]], dtype=np.float32)
-    origin = (points[48] + points[54]) / 2
+    origin = (points[MOUTH_LEFT] + points[MOUTH_RIGHT]) / 2
     return origin, ex.astype(np.float32), ey, interocular(points)
 
 
@@ -71,18 +87,18 @@ def target_shape(points: np.ndarray, opening: float, spread: float) -> np.ndarra
     """
     frame = _mouth_frame(points)
     local = _to_local(points, frame)
-    x_in = local[[60, 61, 62, 63, 64], 0]
+    x_in = local[UPPER_INNER, 0]
     # A gap under ~1 % of the eye distance is landmark noise on closed lips: ignoring it keeps a closed
     # mouth exactly as it is in silence instead of nudging it a pixel back and forth.
-    gap_cols = np.maximum(0.0, local[[67, 66, 65], 1] - local[[61, 62, 63], 1])
+    gap_cols = np.maximum(0.0, local[LOWER_INNER[1:4], 1] - local[UPPER_INNER[1:4], 1])
     gap_cols = np.minimum(gap_cols, np.maximum(0.0, 2.0 * (gap_cols - CLOSED_NOISE)))
-    x_cols = (local[[61, 62, 63], 0] + local[[67, 66, 65], 0]) / 2
+    x_cols = (local[UPPER_INNER[1:4], 0] + local[LOWER_INNER[1:4], 0]) / 2
     gx = np.concatenate([[x_in[0]], x_cols, [x_in[-1]]])
     gy = np.concatenate([[0.0], gap_cols, [0.0]])
     order = np.argsort(gx, kind="stable")
     gx, gy = gx[order], gy[order]
-    half = max((local[64, 0] - local[60, 0]) / 2, 0.05)
-    centre_x = (local[64, 0] + local[60, 0]) / 2
+    half = max((local[INNER_RIGHT, 0] - local[INNER_LEFT, 0]) / 2, 0.05)
+    centre_x = (local[INNER_RIGHT, 0] + local[INNER_LEFT, 0]) / 2
     depth = opening * MAX_OPENING
     power = 0.5 - 0.2 * spread  # round lips part evenly; spread lips part to a slit
 
@@ -100,19 +116,17 @@ def target_shape(points: np.ndarray, opening: float, spread: float) -> np.ndarra
         return depth * (1.0 - r**2) ** power
 
     new = local.copy()
-    upper = [49, 50, 51, 52, 53, 61, 62, 63]
-    lower = [55, 56, 57, 58, 59, 65, 66, 67]
-    for i in upper:
+    for i in UPPER_LIP:
         x = local[i, 0]
         new[i, 1] += CLOSE_UPPER_SHARE * gap_now(x) - UPPER_SHARE * gap_new(x)
-    for i in lower:
+    for i in LOWER_LIP:
         x = local[i, 0]
         new[i, 1] += -(1 - CLOSE_UPPER_SHARE) * gap_now(x) + (1 - UPPER_SHARE) * gap_new(x)
-    for i in (48, 54, 60, 64):  # corners: pulled down a little by the jaw
+    for i in (MOUTH_LEFT, MOUTH_RIGHT, INNER_LEFT, INNER_RIGHT):  # corners: pulled down a little by the jaw
         new[i, 1] += 0.12 * depth
-    lips = list(range(48, 68))
+    lips = LIPS
     new[lips, 0] = centre_x + (new[lips, 0] - centre_x) * (1.0 + 0.10 * spread)
-    chin = new[66, 1] - local[66, 1]  # how far the lower lip moved: the jaw follows
+    chin = new[LOWER_LIP_CENTRE, 1] - local[LOWER_LIP_CENTRE, 1]  # how far the lower lip moved: the jaw follows
     for i, w in JAW_WEIGHTS.items():
         new[i, 1] += JAW_FOLLOW * w * chin
     return np.where(np.isin(np.arange(68), [*lips, *JAW_WEIGHTS])[:, None], _to_image(new, frame), points)
@@ -130,7 +144,7 @@ def refine_inner_lips(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
     local = _to_local(points, geo)
     ycc = None
     out = points.copy()
-    for up, down, top_outer, bottom_outer in ((61, 67, 50, 58), (62, 66, 51, 57), (63, 65, 52, 56)):
+    for up, down, top_outer, bottom_outer in INNER_COLUMNS:
         x = (local[up, 0] + local[down, 0]) / 2
         y_top, y_bottom = local[top_outer, 1], local[bottom_outer, 1]
         if y_bottom - y_top < 0.04:
@@ -196,7 +210,7 @@ def refine_inner_lips(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _lip_levels(ycc: np.ndarray, points: np.ndarray) -> tuple[float, float] | None:
     """Typical (brightness, chroma) of the lips: the most colourful pixels inside the outer lip contour."""
     mask = np.zeros(ycc.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(points[48:60]).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(points[MOUTH_OUTER]).astype(np.int32)], 1)
     pixels = ycc[mask > 0]
     if len(pixels) < 20:
         return None
@@ -226,7 +240,7 @@ def occlusion_score(frame: np.ndarray, points: np.ndarray) -> float:
 
 
 def _ycc_crop(frame: np.ndarray, points: np.ndarray):
-    lips = points[48:68]
+    lips = points[LIPS]
     x0, y0 = np.floor(lips.min(axis=0)).astype(int) - 4
     x1, y1 = np.ceil(lips.max(axis=0)).astype(int) + 5
     h, w = frame.shape[:2]
@@ -240,12 +254,11 @@ def _ycc_crop(frame: np.ndarray, points: np.ndarray):
 
 
 def _ring(points: np.ndarray) -> np.ndarray:
-    centre = (points[48] + points[54]) / 2
+    centre = (points[MOUTH_LEFT] + points[MOUTH_RIGHT]) / 2
     return (centre + RING_SCALE[:, None] * (points[JAW] - centre)).astype(np.float32)
 
 
-JAW = list(range(17))
-MOVING = [*range(2, 15), *range(48, 68)]
+MOVING = [*JAW[2:15], *LIPS]  # the lower jaw line and the lips
 VERTEX_IDS = [*MOVING, *FIXED]  # then the 17 ring points
 
 
@@ -276,9 +289,9 @@ def _build_mesh() -> tuple[np.ndarray, np.ndarray]:
     """
     where = {landmark: k for k, landmark in enumerate(VERTEX_IDS)}
     verts = _vertices(TEMPLATE_68)
-    outside = [k for k, landmark in enumerate(VERTEX_IDS) if not 60 <= landmark <= 67]
+    outside = [k for k, landmark in enumerate(VERTEX_IDS) if landmark not in MOUTH_INNER]
     outside += list(range(len(VERTEX_IDS), len(verts)))
-    outer = [where[i] for i in range(48, 60)]
+    outer = [where[i] for i in MOUTH_OUTER]
     lip_poly = verts[outer]
     tris = []
     for tri in _delaunay(verts[outside]):
@@ -313,7 +326,7 @@ def _build_mesh() -> tuple[np.ndarray, np.ndarray]:
 
 TRIANGLES, CAVITY_TRIANGLES = _build_mesh()
 # 1 for triangles inside the face (no ring vertex), by raster id (0 = outside the mesh)
-_LIP_VERTICES = [VERTEX_IDS.index(i) for i in range(48, 68)]
+_LIP_VERTICES = [VERTEX_IDS.index(i) for i in LIPS]
 _LIP_LUT = np.concatenate([[0.0], np.isin(TRIANGLES, _LIP_VERTICES).all(axis=1)]).astype(np.float32)
 _INNER_LUT = np.concatenate([[0.0], (TRIANGLES < len(VERTEX_IDS)).all(axis=1)]).astype(np.float32)
 
@@ -455,7 +468,7 @@ def _patch_mean(frame: np.ndarray, points: np.ndarray, indices: list[int]) -> np
 
 
 SKIN_PATCH = [31, 33, 35, 53, 51, 49]  # between the nostrils and the upper lip
-LIP_PATCH = [48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]  # the upper lip
+LIP_PATCH = [*UPPER_OUTER, *UPPER_INNER[::-1]]  # the upper lip
 
 
 @dataclass
@@ -480,7 +493,7 @@ class MouthInterior:
         ux, uy = _chain(local, UPPER_INNER)
         lx, ly = _chain(local, LOWER_INNER)
         u = np.linspace(0.0, 1.0, cls.COLS)
-        x = local[60, 0] + u * (local[64, 0] - local[60, 0])
+        x = local[INNER_LEFT, 0] + u * (local[INNER_RIGHT, 0] - local[INNER_LEFT, 0])
         top, bottom = np.interp(x, ux, uy), np.interp(x, lx, ly)
         # skip a sliver at each lip: landmarks sit on the lip edge, and a lip inside a mouth is a double lip
         v = np.linspace(0.06, 0.94, cls.ROWS)[:, None]
@@ -538,12 +551,12 @@ class MouthInterior:
     def paint(self, patch: np.ndarray, box: tuple[int, int, int, int], target: np.ndarray, frame: np.ndarray) -> None:
         """Paint the mouth opening of the `target` landmarks into `patch` (the warped region at `box`)."""
         x0, y0, x1, y1 = box
-        poly = target[[60, 61, 62, 63, 64, 65, 66, 67]]
+        poly = target[MOUTH_INNER]
         geo = _mouth_frame(target)
         local = _to_local(target, geo)
         ux, uy = _chain(local, UPPER_INNER)
         lx, ly = _chain(local, LOWER_INNER)
-        xs = np.linspace(local[60, 0], local[64, 0], 9)
+        xs = np.linspace(local[INNER_LEFT, 0], local[INNER_RIGHT, 0], 9)
         if float(np.max(np.interp(xs, lx, ly) - np.interp(xs, ux, uy))) < 0.004:
             return  # closed
         bx0, by0 = np.floor(poly.min(axis=0)).astype(int) - 1
@@ -559,8 +572,8 @@ class MouthInterior:
         ys, xs_img = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
         q = _to_local(np.stack([xs_img, ys], axis=-1), geo)
         qx, qy = q[..., 0], q[..., 1]
-        span = max(local[64, 0] - local[60, 0], 1e-3)
-        u = np.clip((qx - local[60, 0]) / span, 0.0, 1.0)
+        span = max(local[INNER_RIGHT, 0] - local[INNER_LEFT, 0], 1e-3)
+        u = np.clip((qx - local[INNER_LEFT, 0]) / span, 0.0, 1.0)
         top = np.interp(qx, ux, uy)
         open_h = np.maximum(np.interp(qx, lx, ly) - top, 1e-4)
         depth = np.clip(qy - top, 0.0, open_h)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voicefake.config import ANALYSIS_RATE
+
 # espeak-ng (IPA) phoneme -> (opening 0..1, spread -1 rounded..+1 spread, dominance).
 # Dominance says how strongly a sound imposes its shape on its neighbours: lip closures must
 # happen, so they dominate; tongue-only consonants (k, h, t...) borrow the shape of nearby vowels.
@@ -156,7 +158,7 @@ def track_from_audio(audio: np.ndarray, sample_rate: int, fps: float, frames: in
     """Mouth track from the sound alone (any voice, any recording)."""
     import soxr
 
-    rate = 16000
+    rate = ANALYSIS_RATE
     if sample_rate != rate:
         audio = soxr.resample(np.asarray(audio, dtype=np.float32), sample_rate, rate)
     audio = np.asarray(audio, dtype=np.float64)

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-MOS_SAMPLE_RATE = 16000  # DistillMOS reads 16 kHz mono in [-1, 1]
+from voicefake.config import ANALYSIS_RATE  # DistillMOS reads 16 kHz mono in [-1, 1]
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,8 +31,8 @@ def mos(audio: np.ndarray, sample_rate: int) -> float:
     import torch
 
     wave = np.asarray(audio, dtype=np.float32).reshape(-1)
-    if sample_rate != MOS_SAMPLE_RATE:
-        wave = soxr.resample(wave, sample_rate, MOS_SAMPLE_RATE).astype(np.float32)
+    if sample_rate != ANALYSIS_RATE:
+        wave = soxr.resample(wave, sample_rate, ANALYSIS_RATE).astype(np.float32)
     with torch.inference_mode():
         return float(_model()(torch.from_numpy(np.clip(wave, -1.0, 1.0))[None]).item())
 
