@@ -143,11 +143,13 @@ def yaw_ratio(points: np.ndarray) -> float:
     return float((left - right) / max(left + right, 1e-6))
 
 
-def detect_faces(image: np.ndarray, upsample: int = 1) -> list[np.ndarray]:
-    """68 landmarks (x, y) of every face in a BGR or grey image, largest face first."""
+def detect_faces(image: np.ndarray, upsample: int = 1, scale: float = 1.0) -> list[np.ndarray]:
+    """68 landmarks (x, y) of every face in a BGR or grey image, largest face first. The detector
+    runs on the image resized by `scale` (< 1 is faster and finds only larger faces); the landmarks
+    always come from the full-resolution image."""
     gray = _gray(image)
     found = []
-    for box, _ in _detect(gray, 1.0, upsample):
+    for box, _ in _detect(gray, scale, upsample):
         found.append((float((box[2] - box[0]) * (box[3] - box[1])), _landmarks(gray, box)))
     return [points for _, points in sorted(found, key=lambda item: -item[0])]
 
@@ -176,6 +178,7 @@ class FaceTracker:
         self.still = still  # a photo: search as thoroughly as it takes
         self.box: np.ndarray | None = None
         self.last_center: np.ndarray | None = None
+        self.last_size = 0.0  # width of the last box, pixels
         self.frames = 0
         self.lost_for = 0
         self.most_faces = 0  # the most faces seen in one frame
@@ -192,6 +195,7 @@ class FaceTracker:
         self.lost_for = 0
         self.box = box
         self.last_center = (box[:2] + box[2:]) / 2
+        self.last_size = float(box[2] - box[0])
         return self._points(frame, box)
 
     def _points(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ import numpy as np
 
 from voicefake.errors import VoicefakeError
 
+GLANCE_FACE_PX = 120.0  # face width the detector sees when glancing past the end of the audio
+
 if TYPE_CHECKING:
     from voicefake.lipsync.mouth import MouthInterior
 
@@ -98,7 +100,8 @@ class FaceFollower:
         from voicefake.lipsync.face import detect_faces
         from voicefake.lipsync.mouth import refine_inner_lips
 
-        faces = detect_faces(frame, upsample=0)
+        # the face followed is known to be about last_size wide: detect on a copy where it is ~120 px
+        faces = detect_faces(frame, upsample=0, scale=min(1.0, GLANCE_FACE_PX / max(self.tracker.last_size, 1.0)))
         if faces:
             points = min(faces, key=lambda p: np.hypot(*(p.mean(axis=0) - self.tracker.last_center)))
             self.interior, self.widest = _better_interior(
