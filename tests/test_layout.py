@@ -121,3 +121,19 @@ def test_ruff_is_clean():
         pytest.skip("ruff is not installed (it comes with the dev extras: make install)")
     result = subprocess.run([ruff, "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_public_api_and_the_commands_stay_what_they_were():
+    """The layout moved modules, not the surface users call: the same top-level names and commands."""
+    import voicefake
+    from voicefake.cli import build_parser
+
+    assert set(voicefake.__all__) == {
+        "SAMPLE_RATE", "AudioChunk", "DeclaredLicence", "EnrollReport", "LipsyncReport", "Voice", "VoiceInfo",
+        "VoicefakeError", "audio", "enroll", "issue_challenge", "lipsync", "list_voices", "load_voice", "read_audio",
+        "remove_voice", "require_consent", "speak_video", "text", "write_audio",
+    }
+    assert all(callable(getattr(voicefake, name)) for name in ("enroll", "lipsync", "load_voice", "speak_video"))
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert set(commands) == {"say", "voices", "detect", "consent-phrase", "enroll", "clone", "export", "remove",
+                             "lipsync", "speak-video", "app"}

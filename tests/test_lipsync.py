@@ -514,3 +514,26 @@ def test_render_stage_changes_only_the_mouth(drawn_track):
     near[int(y0 - margin) : int(y1 + margin), int(x0 - margin) : int(x1 + margin)] = True
     assert diff[near].mean() > 10 and diff[~near].mean() < 2
     assert diff[: int(points[17:27, 1].min())].max() == 0  # above the brows: not one pixel changed
+
+
+@pytest.mark.slow
+def test_a_1080p_video_is_lip_synced_at_full_size_and_marked(tmp_path):
+    """The high-resolution path: a 1920x1080 clip with a face of ordinary size comes out at its
+    own size and rate, the mouth follows the sound, the mark is found, and the picture away from
+    the mouth is only re-encoded."""
+    from voicefake.provenance.detect import detect_file
+
+    canvas = np.full((1080, 1920, 3), 70, np.uint8)
+    canvas[380:700, 800:1120] = draw_face(320)
+    audio, pattern = open_close_audio(cycles=2, half=0.4)
+    source = tmp_path / "hd.mp4"
+    make_video(source, [canvas] * len(pattern), Fraction(25))
+    out = tmp_path / "hd-out.mp4"
+    report = lipsync(source, (audio, RATE), out, progress=False)
+    frames, fps, *_ = read_video(out)
+    assert frames[0].shape == (1080, 1920, 3) and fps == 25 and len(frames) == report.frames == len(pattern)
+    measured = openings([frame[380:700, 800:1120] for frame in frames])
+    assert np.corrcoef(measured, pattern)[0, 1] > 0.8
+    assert detect_file(out).found
+    away = (slice(100, 300), slice(200, 600))  # far from the face: codec noise and the faint mark only
+    assert np.abs(frames[len(frames) // 2][away].astype(float) - canvas[away]).mean() < 3
