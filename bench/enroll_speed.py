@@ -143,18 +143,18 @@ def enroll_mixed(target, path, ranges, split):
     Returns (wall s, utterances split, seconds kept, seconds of it other speakers)."""
     import voicefake
     from voicefake.config import voice_folder
-    from voicefake.enroll import enrollment
+    from voicefake.enroll import gates
 
     language, licence = SPEAKERS[target]
-    saved = enrollment.PARTIAL_LIMIT
-    enrollment.PARTIAL_LIMIT = enrollment.PARTIAL_LIMIT if split else -1.0  # -1: no window is another voice
+    saved = gates.PARTIAL_LIMIT
+    gates.PARTIAL_LIMIT = gates.PARTIAL_LIMIT if split else -1.0  # -1: no window is another voice
     name = f"mix-{target.replace('_', '-')}-{'split' if split else 'whole'}"
     start = time.perf_counter()
     try:
         report = voicefake.enroll(name, [path], consent=voicefake.DeclaredLicence(licence), language=language,
                                   transcripts=path.with_suffix(".txt"))
     finally:
-        enrollment.PARTIAL_LIMIT = saved
+        gates.PARTIAL_LIMIT = saved
     wall = time.perf_counter() - start
     kept, from_others = kept_from_others(voice_folder(name), ranges)
     splits = next((n.split()[0] for n in report.notes if "another speaker's turn" in n), "0")

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,67 +38,17 @@ from voicefake.config import (
 )
 from voicefake.enroll import speech
 from voicefake.enroll.consent import Challenge, DeclaredLicence
+from voicefake.enroll.reader import EnrollmentJob, mark_says
+from voicefake.enroll.report import ConsentRefused, EnrollmentError, EnrollReport, Utterance
 from voicefake.enroll.speech import PAD
 from voicefake.errors import VoicefakeError
 
 log = logging.getLogger("voicefake")
 
-MIN_UTTERANCE = 1.0  # s; shorter utterances teach a voice little
-CLIP_LIMIT = 0.001  # share of samples at |x| >= 0.97; clean speech peaking at full scale has ~0.0001
-# speech.snr_db: the real clean clips in ../shared (671 clips >= 1 s) score 20.7-60 dB (1st
-# percentile 25); the same speech with white noise added at 15 / 10 / 5 dB scores 13.6 / 9.0 / 4.3.
-SNR_LIMIT = 15.0
-SPEECH_PROB_LIMIT = 0.6  # mean silero-vad probability an utterance must reach (music and noise score ~0.0)
-# resemblyzer cosine of one utterance to the voice's centre (median d-vector); below = another
-# speaker. Calibrated on ../shared clips >= 1 s: at 0.75 the speaker's own clips are rejected
-# 0.3-3.6% of the time (mostly 1-2 s clips), the other speaker's clips accepted 0.3-0.8%.
-SPEAKER_LIMIT = 0.75
-SEED_LIMIT = 0.70  # utterance-to-utterance cosine that counts as the same voice when finding the main one
-# resemblyzer cosine of a 1.6 s window of an utterance (a partial d-vector) to the voice's centre;
-# below = someone else speaks in that window, and the utterance is split around it (a cut between
-# two speakers' turns separated by a short pause holds both). A window between PARTIAL_SURE and
-# PARTIAL_LIMIT counts only next to another low one: another person's turn lowers several
-# windows in a row, while the speaker's own rare low windows stand alone. Calibrated on 29 min
-# of ../shared speech in 7 recordings (each real speaker with ~14% turns of the other and of the
-# bundled voice after 0.2-0.4 s pauses, twice each way; the test's mixture, where every cut holds
-# another voice; 5 min of each speaker alone), windows scored against the recentred voice (see
-# split_at_speaker_changes): the speaker's own 0.76-0.81 at the 1st percentile, min 0.69, of
-# 2,568 windows 4 taken for another voice; windows mostly of another voice 0.71-0.76 at the 99th
-# percentile, 2 of 235 missed. At 0.70 alone, 3% of the kept speech was still another voice's;
-# at 0.80 a tenth of the speaker's own was lost. Similarity between neighbouring windows (a
-# change detector without a reference) separated them far worse: same speaker down to 0.52,
-# across a change up to 0.64.
-PARTIAL_LIMIT = 0.75
-PARTIAL_SURE = 0.70
 MIN_KEPT_SECONDS = 10.0
 MIN_KEPT_UTTERANCES = 3
 RECOMMENDED_MINUTES = 5.0
 ESPEAK_VOICES = {"en": "en-us", "en-us": "en-us", "en-gb": "en-gb-x-rp", "fr": "fr-fr", "pt": "pt-br"}
-
-REASONS = {  # rejection reason -> how the report words it
-    "unreadable": "unreadable file",
-    "no speech": "no speech found (silence, noise or music)",
-    "too short": f"too short (< {MIN_UTTERANCE:.0f} s)",
-    "clipping": "clipping",
-    "low snr": f"low SNR (< {SNR_LIMIT:.0f} dB: noise or music behind the voice)",
-    "non-speech": "music or non-speech",
-    "speaker": "another speaker (outlier from the voice's median)",
-    "no transcript": "no transcript",
-    "no words": "no words recognised",
-}
-
-
-class EnrollmentError(VoicefakeError):
-    """Enrollment failed; `.report` tells what was found before it stopped."""
-
-    def __init__(self, message: str, report: EnrollReport | None = None):
-        super().__init__(message)
-        self.report = report
-
-
-class ConsentRefused(EnrollmentError):
-    """The consent recording did not pass. Nothing was written."""
-
 
 
 def espeak_voice_for(language: str) -> str:
@@ -111,91 +61,6 @@ def espeak_voice_for(language: str) -> str:
     except Exception as error:
         raise VoicefakeError(f"unknown language {language!r}: give a code espeak-ng knows, such as en, es, fr, de, ru") from error
     return voice
-
-
-@dataclass
-class Utterance:
-    id: str
-    source: int  # index into the report's files
-    start: float  # seconds in the source
-    seconds: float
-    reason: str | None = None
-    text: str | None = None
-    heard: str | None = None
-    snr: float = 0.0
-    embedding: np.ndarray | None = None
-    f0: np.ndarray | None = None
-    similarity: float | None = None
-    phonemes: str = ""
-    partials: np.ndarray | None = None  # partial d-vectors, one per 1.6 s window (speaker.PARTIAL_RATE a second)
-    windows: np.ndarray | None = None  # their [start, stop) in 16 kHz samples from the utterance's start
-
-
-@dataclass
-class EnrollReport:
-    """What enrollment found, kept and rejected. `lines()` is the human report."""
-
-    name: str
-    language: str = "en"
-    files: list[str] = field(default_factory=list)
-    seconds_found: float = 0.0
-    seconds_speech: float = 0.0
-    seconds_kept: float = 0.0
-    utterances_kept: int = 0
-    rejected: dict[str, list[float]] = field(default_factory=dict)  # reason -> [count, seconds]
-    problems: list[str] = field(default_factory=list)  # per-file lines (unreadable, damaged...)
-    consistency: float | None = None
-    transcripts: str = ""
-    consent: str = ""
-    notes: list[str] = field(default_factory=list)
-    enrolled: bool = False
-    folder: str | None = None
-    wall_seconds: float = 0.0
-    max_buffer_seconds: float = 0.0  # longest stretch of audio held in memory (streaming bound)
-
-    def reject(self, reason: str, seconds: float) -> None:
-        entry = self.rejected.setdefault(reason, [0, 0.0])
-        entry[0] += 1
-        entry[1] += seconds
-
-    def lines(self) -> list[str]:
-        head = f"enrolled voice {self.name!r} in {self.folder}" if self.enrolled else f"voice {self.name!r} NOT enrolled"
-        out = [head, f"  audio found:   {self.seconds_found / 60:.1f} min in {len(self.files)} file(s)"]
-        out.append(f"  speech found:  {self.seconds_speech / 60:.1f} min")
-        out.append(f"  speech kept:   {self.seconds_kept / 60:.1f} min in {self.utterances_kept} utterances")
-        if self.rejected:
-            out.append("  rejected:")
-            for reason, (count, seconds) in sorted(self.rejected.items(), key=lambda kv: -kv[1][1]):
-                out.append(f"    {REASONS.get(reason, reason)}: {int(count)} ({seconds / 60:.1f} min)")
-        out += [f"    {problem}" for problem in self.problems[:10]]
-        if len(self.problems) > 10:
-            out.append(f"    ... and {len(self.problems) - 10} more file problems")
-        if self.consistency is not None:
-            out.append(f"  speaker consistency: {self.consistency:.2f} (mean similarity of kept utterances to the profile)")
-        if self.transcripts:
-            out.append(f"  transcripts:   {self.transcripts}")
-        if self.consent:
-            out.append(f"  consent:       {self.consent}")
-        out += [f"  note: {note}" for note in self.notes]
-        return out
-
-    def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "language": self.language,
-            "files": self.files,
-            "seconds_found": round(self.seconds_found, 2),
-            "seconds_speech": round(self.seconds_speech, 2),
-            "seconds_kept": round(self.seconds_kept, 2),
-            "utterances_kept": self.utterances_kept,
-            "rejected": {k: {"count": int(v[0]), "seconds": round(v[1], 2)} for k, v in self.rejected.items()},
-            "problems": self.problems,
-            "speaker_consistency": None if self.consistency is None else round(self.consistency, 4),
-            "transcripts": self.transcripts,
-            "consent": self.consent,
-            "notes": self.notes,
-        }
-
 
 
 def _staging_root() -> Path:
@@ -215,386 +80,11 @@ def _clear_abandoned_staging() -> None:
             pass  # alive, someone else's
 
 
-class _Tail:
-    """The recent audio of one stream, addressed by absolute sample index; older audio is dropped."""
-
-    def __init__(self):
-        self.audio = np.zeros(0, np.float32)
-        self.offset = 0  # absolute index of audio[0]
-
-    @property
-    def end(self) -> int:
-        return self.offset + len(self.audio)
-
-    def append(self, block: np.ndarray) -> None:
-        self.audio = np.concatenate([self.audio, block])
-
-    def get(self, start: int, stop: int) -> np.ndarray:
-        start, stop = max(start, self.offset), min(stop, self.end)
-        return self.audio[start - self.offset : max(start, stop) - self.offset]
-
-    def drop_before(self, index: int) -> None:
-        index = min(max(index, self.offset), self.end)
-        self.audio = self.audio[index - self.offset :]
-        self.offset = index
-
-
-class _Enrollment:
-    def __init__(self, name: str, staging: Path, report: EnrollReport, espeak: str, progress: bool):
-        self.name = name
-        self.staging = staging
-        self.report = report
-        self.espeak = espeak
-        self.progress = progress
-        self.utterances: list[Utterance] = []
-        self.keep_pieces = False  # keep rejected pieces' audio too (to place a file's text over its pieces)
-        self.synthetic: tuple[Path, object] | None = None  # (file, watermark.Detection): voicefake's own speech
-        self.consent_print = None  # fingerprint of the consent speech, to find it replayed in the enrollment audio
-        self.replayed: tuple[Path, float] | None = None  # (file, seconds): where the consent recording was found
-        (staging / "wavs").mkdir(parents=True)
-        (staging / "scratch").mkdir()
-
-    # --- streaming one file ---------------------------------------------------------------
-
-    def process_file(self, index: int, path: Path, bar) -> list[Utterance]:
-        import soxr
-
-        from voicefake.io.media import stream_audio
-
-        detector = speech.SpeechDetector()
-        segmenter = speech.Segmenter()
-        to16k = soxr.ResampleStream(SAMPLE_RATE, ANALYSIS_RATE, 1, dtype="float32")
-        wide, narrow = _Tail(), _Tail()  # 22.05 kHz and 16 kHz
-        probs = _Tail()  # speech probability per VAD frame
-        found: list[Utterance] = []
-        seconds = 0.0
-        last_end = 0  # 16 kHz index where the previous utterance ended (pads must not overlap it)
-        marks = _MarkProbe()  # the whole file is checked for voicefake's watermark as it streams
-
-        def take(cuts: list[speech.Cut]) -> None:
-            nonlocal last_end
-            for cut in cuts:
-                start16 = max(cut.start * speech.VAD_FRAME - int(PAD * ANALYSIS_RATE), last_end, 0)
-                stop16 = min(cut.end * speech.VAD_FRAME + int(PAD * ANALYSIS_RATE), narrow.end)
-                last_end = stop16
-                found.append(self.measure(index, path, start16, stop16, cut, wide, narrow, probs))
-
-        try:
-            for block in stream_audio(path, SAMPLE_RATE):
-                seconds += len(block) / SAMPLE_RATE
-                bar.update(len(block) / SAMPLE_RATE)
-                wide.append(block)
-                marks.push(block)
-                if marks.found is not None:
-                    break  # voicefake's own speech: enroll() refuses it, no need to read on
-                block16 = to16k.resample_chunk(block)
-                narrow.append(block16)
-                frame_probs = detector(block16)
-                probs.append(frame_probs)
-                take(segmenter.push(frame_probs))
-                self._forget(segmenter, wide, narrow, probs, last_end)
-            take(segmenter.finish())
-        except VoicefakeError as error:
-            if seconds == 0.0:
-                self.report.problems.append(f"{path.name}: {error}")
-                self.report.reject("unreadable", 0.0)
-                return []
-            take(segmenter.finish())  # keep what decoded before the damage
-            self.report.problems.append(f"{path.name}: damaged after {seconds:.1f} s; kept what came before ({error})")
-        marks.finish()
-        if marks.found is not None:
-            self.synthetic = (path, marks.found)
-        self.report.seconds_found += seconds
-        if not found:
-            self.report.reject("no speech", seconds)
-        return found
-
-    def _forget(self, segmenter, wide: _Tail, narrow: _Tail, probs: _Tail, last_end: int) -> None:
-        """Drop audio no open utterance can still need: memory stays bounded for any file length."""
-        keep_frame = segmenter.frames - 2  # nothing open: keep a little for the next utterance's pad
-        if segmenter._open is not None:
-            keep_frame = segmenter._open.start
-        if segmenter._region is not None:
-            keep_frame = min(keep_frame, segmenter._region)
-        keep16 = max(0, keep_frame * speech.VAD_FRAME - int(PAD * ANALYSIS_RATE) - speech.VAD_FRAME)
-        narrow.drop_before(keep16)
-        wide.drop_before(int(keep16 * SAMPLE_RATE / ANALYSIS_RATE))
-        probs.drop_before(keep16 // speech.VAD_FRAME)
-        held = len(wide.audio) / SAMPLE_RATE
-        self.report.max_buffer_seconds = max(self.report.max_buffer_seconds, held)
-
-    def measure(self, index, path, start16, stop16, cut, wide: _Tail, narrow: _Tail, probs: _Tail) -> Utterance:
-        """Quality gates for one utterance; keepers are written to wavs/ and embedded."""
-        audio16 = narrow.get(start16, stop16)
-        start22 = int(start16 * SAMPLE_RATE / ANALYSIS_RATE)
-        audio22 = wide.get(start22, start22 + int(len(audio16) * SAMPLE_RATE / ANALYSIS_RATE))
-        utt_id = f"{self.name}_{len(self.utterances) + 1:05d}"
-        utt = Utterance(utt_id, index, start16 / ANALYSIS_RATE, len(audio16) / ANALYSIS_RATE)
-        self.utterances.append(utt)
-        self.report.seconds_speech += utt.seconds
-        if self.consent_print is not None and self.replayed is None:
-            from voicefake.enroll import fingerprint
-
-            ber, _ = fingerprint.best_match(self.consent_print, fingerprint.fingerprint(audio16))
-            if ber <= fingerprint.MATCH_BER:
-                self.replayed = (path, utt.start)
-        p = probs.get(cut.start, cut.end)
-        # VAD frames wholly inside the utterance, for the pause-based noise estimate
-        first = -(-start16 // speech.VAD_FRAME)
-        last = (start16 + len(audio16)) // speech.VAD_FRAME
-        utt.snr = speech.snr_db(audio16, probs.get(first, last), first * speech.VAD_FRAME - start16)
-        if utt.seconds < MIN_UTTERANCE:
-            utt.reason = "too short"
-        elif speech.clipped_fraction(audio22) > CLIP_LIMIT:
-            utt.reason = "clipping"
-        elif len(p) and float(np.mean(p)) < SPEECH_PROB_LIMIT:
-            utt.reason = "non-speech"
-        elif utt.snr < SNR_LIMIT:
-            utt.reason = "low snr"
-        import soundfile as sf
-
-        if utt.reason:
-            self.report.reject(utt.reason, utt.seconds)
-            if self.keep_pieces:
-                sf.write(self.staging / "scratch" / f"{utt.id}.wav", audio16, ANALYSIS_RATE, subtype="PCM_16")
-            return utt
-
-        clean16 = speech.normalise(audio16)
-        utt.embedding, utt.partials, utt.windows = speaker.embed_partials(clean16)
-        f0 = speech.pitch(clean16)
-        utt.f0 = f0[:: max(1, len(f0) // 300)]  # a sample is plenty for statistics
-        sf.write(self.staging / "wavs" / f"{utt.id}.wav", speech.normalise(audio22), SAMPLE_RATE, subtype="PCM_16")
-        return utt
-
-    def drop(self, utt: Utterance, reason: str) -> None:
-        utt.reason = reason
-        self.report.reject(reason, utt.seconds)
-        (self.staging / "wavs" / f"{utt.id}.wav").unlink(missing_ok=True)
-
-    def piece(self, utt: Utterance) -> Path | None:
-        """Where an utterance's audio was written, kept or not (None for pieces not written)."""
-        for folder in ("wavs", "scratch"):
-            path = self.staging / folder / f"{utt.id}.wav"
-            if path.exists():
-                return path
-        return None
-
-    def kept(self) -> list[Utterance]:
-        return [u for u in self.utterances if u.reason is None]
-
-    # --- whole-voice steps ----------------------------------------------------------------
-
-    def reject_other_speakers(self) -> None:
-        """Find the voice that speaks most and reject utterances far from it (a second person)."""
-        keep = self.kept()
-        if len(keep) < 2:
-            return
-        weights = np.array([u.seconds for u in keep])
-        _, sims, members = _main_voice(np.stack([u.embedding for u in keep]), weights)
-        for utt, sim, member in zip(keep, sims, members):
-            utt.similarity = float(sim)
-            if not member:
-                self.drop(utt, "speaker")
-        share = float(weights[~members].sum() / weights.sum())
-        if share > 0.2:
-            self.report.notes.append(
-                f"{share:.0%} of the clean speech sounded like someone else and was left out; "
-                "give recordings of this one person only"
-            )
-
-    def split_at_speaker_changes(self, by_file: dict[int, list[Utterance]]) -> None:
-        """Cut the windows where someone else speaks out of each utterance (`by_file` follows).
-
-        A cut between pauses can hold two speakers' turns when they are separated by a short
-        pause; judged whole, such an utterance is kept (or lost) whole. Each utterance's 1.6 s
-        windows are compared with the voice that speaks most (the same centre the outlier filter
-        finds): the stretches under windows below PARTIAL_LIMIT become pieces rejected as another
-        speaker, the rest new utterances (cut at the quietest moment within 0.4 s inside), which
-        the outlier filter then judges again. Costs nothing for utterances with one speaker."""
-        keep = self.kept()
-        if len(keep) < 2:
-            return
-        centre, _, _ = _main_voice(np.stack([u.embedding for u in keep]), np.array([u.seconds for u in keep]))
-        # when most cuts hold a second voice, their d-vectors, and so that centre, lean toward it:
-        # recentre on the mean of the windows that sound like the speaker. (Where every cut held
-        # another voice, the other's windows scored up to 0.80 against the first centre, above
-        # the speaker's own 0.78; against the recentred one up to 0.75, the speaker's 0.81+. A
-        # median of windows instead of the mean took three times as many of the speaker's own
-        # windows for another voice.)
-        windows = np.concatenate([u.partials for u in keep if u.partials is not None])
-        for _ in range(2):
-            chosen = windows[windows @ centre >= PARTIAL_LIMIT]
-            if not len(chosen):
-                break
-            centre = speaker.unit(chosen.mean(axis=0))
-        count = 0
-        for index, utts in by_file.items():
-            pieces: list[Utterance] = []
-            for utt in utts:
-                parts = self._split(utt, centre) if utt.reason is None and utt.partials is not None else None
-                pieces += parts or [utt]
-                count += parts is not None
-            by_file[index] = pieces
-        if count:
-            self.report.notes.append(f"{count} utterance(s) held another speaker's turn as well: it was cut out")
-
-    def _split(self, utt: Utterance, centre: np.ndarray) -> list[Utterance] | None:
-        """`utt` in pieces around its windows of another voice, or None when it has one voice."""
-        import itertools
-
-        import soundfile as sf
-
-        low = _other_voice_windows(utt.partials @ centre)
-        if not low.any() or low.all():
-            return None  # one voice: the outlier filter keeps or drops it whole
-        length = utt.seconds
-        other = np.zeros(int(np.ceil(length / 0.01)) + 1, bool)  # 10 ms grid: another voice here?
-        for start, stop in utt.windows[low] / ANALYSIS_RATE:
-            other[int(start / 0.01) : int(np.ceil(stop / 0.01))] = True
-        edges = np.flatnonzero(np.diff(other.astype(np.int8))) + 1
-        bounds = [0, *edges.tolist(), len(other)]
-        runs = [(a * 0.01, min(b * 0.01, length), bool(other[a])) for a, b in itertools.pairwise(bounds)]
-        wav_path = self.staging / "wavs" / f"{utt.id}.wav"
-        audio22, rate = sf.read(wav_path, dtype="float32")
-        energy = speech.frame_energies(audio22, int(0.02 * rate))  # 20 ms frames
-
-        def quiet(lo: float, hi: float) -> float:
-            """The quietest 20 ms moment between lo and hi seconds."""
-            a, b = int(lo / 0.02), max(int(hi / 0.02), int(lo / 0.02) + 1)
-            return (a + int(np.argmin(energy[a:b]))) * 0.02 + 0.01 if a < len(energy) else lo
-
-        # move each edge of another voice's stretch into the speaker's own, to a pause near it
-        for k in range(1, len(runs)):
-            (a0, b0, o0), (a1, b1, o1) = runs[k - 1], runs[k]
-            cut = quiet(max(a0, b0 - 0.4), b0) if o1 else quiet(a1, min(b1, a1 + 0.4))
-            runs[k - 1], runs[k] = (a0, cut, o0), (cut, b1, o1)
-        runs = [run for run in runs if run[1] - run[0] >= 0.02]  # a stretch the moves left empty
-        position = next(i for i, u in enumerate(self.utterances) if u is utt)  # (== would compare arrays)
-        self.utterances.pop(position)
-        wav_path.unlink(missing_ok=True)
-        pieces = []
-        for k, (a, b, is_other) in enumerate(runs):
-            piece = Utterance(f"{utt.id}_{k + 1}", utt.source, utt.start + a, b - a, snr=utt.snr)
-            audio = audio22[int(a * rate) : int(b * rate)]
-            if is_other or piece.seconds < MIN_UTTERANCE:
-                piece.reason = "speaker" if is_other else "too short"
-                self.report.reject(piece.reason, piece.seconds)
-                sf.write(self.staging / "scratch" / f"{piece.id}.wav", audio, rate, subtype="PCM_16")  # to place texts
-            else:
-                self._embed(piece, audio, rate)
-                sf.write(self.staging / "wavs" / f"{piece.id}.wav", speech.normalise(audio), rate, subtype="PCM_16")
-            pieces.append(piece)
-        self.utterances[position:position] = pieces
-        return pieces
-
-    @staticmethod
-    def _embed(utt: Utterance, audio: np.ndarray, rate: int) -> None:
-        import soxr
-
-        clean16 = speech.normalise(soxr.resample(audio, rate, ANALYSIS_RATE).astype(np.float32))
-        utt.embedding, utt.partials, utt.windows = speaker.embed_partials(clean16)
-        f0 = speech.pitch(clean16)
-        utt.f0 = f0[:: max(1, len(f0) // 300)]
-
-
-def _other_voice_windows(sims: np.ndarray) -> np.ndarray:
-    """Which windows, by their similarities to the voice's centre, hold another voice: those below
-    PARTIAL_SURE, and those below PARTIAL_LIMIT next to another low one (see PARTIAL_LIMIT)."""
-    below = sims < PARTIAL_LIMIT
-    beside = np.zeros_like(below)  # a neighbouring window is below too
-    beside[1:] |= below[:-1]
-    beside[:-1] |= below[1:]
-    return below & ((sims < PARTIAL_SURE) | beside)
-
-
-def _main_voice(embeddings: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centre, similarities, members) of the voice that speaks most among utterance d-vectors
-    `embeddings` (unit, weighted by `weights`, their seconds): a median, iterated over its members."""
-    pair = embeddings @ embeddings.T
-    # the utterance with the most speech around it (same-voice neighbours, by duration) seeds the voice
-    seed = int(np.argmax(((pair >= SEED_LIMIT) * weights[None, :]).sum(axis=1)))
-    members = pair[seed] >= SEED_LIMIT
-    for _ in range(5):
-        centre = speaker.unit(np.median(embeddings[members], axis=0))
-        sims = embeddings @ centre
-        new = sims >= SPEAKER_LIMIT
-        if not new.any() or (new == members).all():
-            break
-        members = new
-    return centre, sims, members
-
-
-class _MarkProbe:
-    """Checks a stream of 22.05 kHz audio for voicefake's watermark as it is read: in windows of
-    34 s overlapping by 4 s (any 3 s of marked speech, what the mark needs, lies whole in one).
-    Detection costs 0.03-0.07 s per second of audio (as much as the rest of enrollment without
-    transcription), so it runs in a thread beside the stream, on another core: one window at a
-    time, at most two held."""
-
-    WINDOW, OVERLAP = 34 * SAMPLE_RATE, 4 * SAMPLE_RATE
-
-    def __init__(self):
-        self.held: list[np.ndarray] = []
-        self.size = 0
-        self.fresh = 0  # samples not checked yet
-        self.found = None  # the watermark.Detection, once a mark is found
-        self._pending = None  # the window being checked (a Future)
-        self._thread = None
-
-    def push(self, block: np.ndarray) -> None:
-        self._collect(wait=False)
-        if self.found is None:
-            self.held.append(block)
-            self.size += len(block)
-            self.fresh += len(block)
-            if self.size >= self.WINDOW:
-                self._check()
-
-    def finish(self) -> None:
-        if self.found is None and self.fresh:
-            self._check()
-        self._collect(wait=True)
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-
-    def _check(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from voicefake.provenance import watermark
-
-        self._collect(wait=True)  # one window at a time
-        if self.found is not None:
-            return
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="voicefake-mark")
-        audio = np.concatenate(self.held)
-        self._pending = self._thread.submit(watermark.detect, audio, SAMPLE_RATE)
-        tail = audio[-self.OVERLAP :]
-        self.held, self.size, self.fresh = [tail], len(tail), 0
-
-    def _collect(self, wait: bool) -> None:
-        if self._pending is not None and (wait or self._pending.done()):
-            detection, self._pending = self._pending.result(), None
-            if detection.found:
-                self.found = detection
-
-
-def _mark_says(detection) -> str:
-    """What a voicefake watermark found in a recording says, for a refusal: which voice, when."""
-    from voicefake.provenance.detect import MarkReport
-
-    mark = MarkReport.from_detection(detection)
-    if mark.voice_hash is None:
-        return "its watermark is there, its payload unreadable"
-    voice = f"the voice {mark.voice!r}" if mark.voice else f"an unknown voice (hash {mark.voice_hash:04x})"
-    return f"its watermark names {voice}, made around {mark.created}"
-
-
-def _refuse_fakes(job: _Enrollment, report: EnrollReport) -> None:
+def _refuse_fakes(job: EnrollmentJob, report: EnrollReport) -> None:
     """Refuse the enrollment when a file is voicefake's own speech or holds the consent recording."""
     if job.synthetic is not None:
         path, detection = job.synthetic
-        why = f"{path.name} is synthetic speech made by voicefake ({_mark_says(detection)})"
+        why = f"{path.name} is synthetic speech made by voicefake ({mark_says(detection)})"
         report.consent = f"refused: {why}"
         raise ConsentRefused(
             f"consent refused: {why}: enroll recordings of a real person who agrees to be cloned, not voicefake output",
@@ -657,7 +147,7 @@ def _consent_audio(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if detection.found:
         raise ConsentRefused(
             f"consent refused: the consent recording {path.name} is synthetic speech made by voicefake "
-            f"({_mark_says(detection)}): the person whose voice is enrolled must read the challenge themself"
+            f"({mark_says(detection)}): the person whose voice is enrolled must read the challenge themself"
         )
     detector, segmenter = speech.SpeechDetector(), speech.Segmenter()
     cuts = segmenter.push(detector(audio)) + segmenter.finish()
@@ -728,7 +218,7 @@ def enroll(
     sources = _gather(audio_paths, consent, transcripts, language, english, report)
     staging = _fresh_staging(name)
     try:
-        job = _Enrollment(name, staging, report, espeak, progress)
+        job = EnrollmentJob(name, staging, report, espeak, progress)
         _read(job, sources, agreed)
         return _finish(job, agreed, started)
     finally:
@@ -844,7 +334,7 @@ def _gather(audio_paths: list, consent, transcripts, language: str, english: boo
 
 
 def _fresh_staging(name: str) -> Path:
-    """An empty path in the staging area for this enrollment (made by _Enrollment)."""
+    """An empty path in the staging area for this enrollment (made by EnrollmentJob)."""
     _clear_abandoned_staging()
     _staging_root().mkdir(parents=True, exist_ok=True)
     staging = _staging_root() / f"{name}-{os.getpid()}"
@@ -855,7 +345,7 @@ def _fresh_staging(name: str) -> Path:
 # --- read ---------------------------------------------------------------------------------
 
 
-def _read(job: _Enrollment, sources: _Sources, agreed: _Consent) -> None:
+def _read(job: EnrollmentJob, sources: _Sources, agreed: _Consent) -> None:
     """Stream the files through the quality gates (refusing voicefake's own speech and a replayed
     consent recording), cut out other speakers, then give each kept utterance text and phonemes."""
     report, english = job.report, job.espeak.startswith("en")
@@ -883,7 +373,7 @@ def _read(job: _Enrollment, sources: _Sources, agreed: _Consent) -> None:
     _phonemize(job)
 
 
-def _stream_files(job: _Enrollment, sources: _Sources) -> dict[int, list[Utterance]]:
+def _stream_files(job: EnrollmentJob, sources: _Sources) -> dict[int, list[Utterance]]:
     """Each file's utterances, read file by file under one progress bar; refuses as soon as a file
     is voicefake's own speech or holds the consent recording."""
     from tqdm import tqdm
@@ -904,7 +394,7 @@ def _stream_files(job: _Enrollment, sources: _Sources) -> dict[int, list[Utteran
 # --- finish -------------------------------------------------------------------------------
 
 
-def _finish(job: _Enrollment, agreed: _Consent, started: float) -> EnrollReport:
+def _finish(job: EnrollmentJob, agreed: _Consent, started: float) -> EnrollReport:
     """Check there is enough speech and that the consent speaker is the enrolled one, write the
     voice in staging and rename it into place: the one step that makes it appear, whole."""
     from voicefake.enroll import consent as consents
@@ -947,7 +437,7 @@ def _profile_centre(report: EnrollReport, keep: list[Utterance]) -> np.ndarray:
     return centre
 
 
-def _confirm_consent_speaker(job: _Enrollment, agreed: _Consent, centre: np.ndarray) -> None:
+def _confirm_consent_speaker(job: EnrollmentJob, agreed: _Consent, centre: np.ndarray) -> None:
     """Refuse when the consent recording is not the voice enrolled; else keep it in staging."""
     import soundfile as sf
 
@@ -985,7 +475,7 @@ def _find_challenge(name: str, challenge: str | None) -> Challenge:
 
 
 def _spread_given_texts(
-    job: _Enrollment, by_file: dict[int, list[Utterance]], texts: dict, english: bool, progress: bool
+    job: EnrollmentJob, by_file: dict[int, list[Utterance]], texts: dict, english: bool, progress: bool
 ) -> None:
     """A file's given text goes to its one utterance, or is spread over its pieces: where
     pocketsphinx heard the words (English), else in proportion to the pieces' lengths."""
@@ -1009,7 +499,7 @@ def _spread_given_texts(
     shutil.rmtree(job.staging / "scratch", ignore_errors=True)
 
 
-def _transcribe_rest(job: _Enrollment, english: bool, progress: bool) -> None:
+def _transcribe_rest(job: EnrollmentJob, english: bool, progress: bool) -> None:
     """pocketsphinx for kept utterances without a given text (English); others are dropped."""
     from tqdm import tqdm
 
@@ -1028,7 +518,7 @@ def _transcribe_rest(job: _Enrollment, english: bool, progress: bool) -> None:
             job.drop(utt, "no words")
 
 
-def _phonemize(job: _Enrollment) -> None:
+def _phonemize(job: EnrollmentJob) -> None:
     import unicodedata
 
     from voicefake.tts.text import clean_text, phonemize
@@ -1049,7 +539,7 @@ def _phonemize(job: _Enrollment) -> None:
             utt.phonemes = phonemes
 
 
-def _write_voice(job: _Enrollment, keep: list[Utterance], centre: np.ndarray, record: dict) -> None:
+def _write_voice(job: EnrollmentJob, keep: list[Utterance], centre: np.ndarray, record: dict) -> None:
     from voicefake.enroll.dataset import write_metadata
 
     staging, report = job.staging, job.report
