@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from voicefake.config import voicefake_home
+from voicefake.config import check_name, voice_folder, voicefake_home
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import write_text
 
@@ -99,7 +99,6 @@ def clone_job() -> dict | None:
 def start_clone(name: str, minutes: float = 30.0, resume: bool = False, restart: bool = False,
                 max_steps: int | None = None) -> dict:
     """Start training voice `name` in the background; refuses at once what `voicefake clone` would refuse."""
-    from voicefake.config import check_name, voice_folder
     from voicefake.enroll.consent import require_consent
 
     check_name(name)  # before the name goes near a path

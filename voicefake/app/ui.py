@@ -20,7 +20,7 @@ import gradio as gr
 
 import voicefake
 from voicefake.app import DEFAULT_HOST, DEFAULT_PORT, jobs
-from voicefake.config import DEFAULT_VOICE
+from voicefake.config import DEFAULT_VOICE, check_name
 from voicefake.errors import VoicefakeError
 from voicefake.io.media import MEDIA_EXTENSIONS
 from voicefake.io.video import IMAGE_EXTS, VIDEO_EXTS
@@ -127,7 +127,6 @@ def consent_phrase(name: str) -> str:
 def enroll_voice(name: str, recordings: list[str] | None, recorded: str | None, consent: str | None,
                  progress=gr.Progress(track_tqdm=True)) -> str:
     """Enroll voice `name` from uploaded and recorded speech, with the consent recording; returns the report."""
-    from voicefake.config import check_name
     from voicefake.enroll.enrollment import EnrollmentError
 
     name = check_name((name or "").strip())

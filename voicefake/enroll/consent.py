@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicefake.config import ANALYSIS_RATE, voicefake_home
+from voicefake.config import ANALYSIS_RATE, check_name, voice_folder, voicefake_home
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import write_text
 
@@ -119,8 +119,6 @@ def random_sentence(rng: secrets.SystemRandom | None = None) -> str:
 
 def issue_challenge(name: str, valid_minutes: float = VALID_MINUTES) -> Challenge:
     """Create, store and return a fresh challenge for voice `name`."""
-    from voicefake.config import check_name
-
     check_name(name)
     if not 1 <= valid_minutes <= 7 * 24 * 60:
         raise VoicefakeError(f"validity {valid_minutes} minutes is out of range: use 1 to {7 * 24 * 60}")
@@ -336,8 +334,6 @@ def require_consent(name: str) -> dict:
     Raises VoicefakeError, saying how to fix it, when the voice has no passing record.
     Declared licences pass, with record["verified"] False.
     """
-    from voicefake.config import voice_folder
-
     folder = voice_folder(name)  # refuses a bad name (`../voices/anna`) before it goes near a path
     how = (
         f"run `voicefake consent-phrase {name}`, record the speaker reading the phrase, then "

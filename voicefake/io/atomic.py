@@ -155,3 +155,21 @@ def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -
 def write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> Path:
     """Write UTF-8 `text` to `path` atomically."""
     return write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def check_writable(path: Path, example: str) -> Path:
+    """Fail before any work if no file can be written at `path` (a folder, a missing folder, no
+    permission, a read-only file system); `example` is a file name to suggest inside a folder."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise VoicefakeError(f"cannot write {path}: it is a folder, give a file name such as {path / example}")
+    if not folder.is_dir():
+        raise VoicefakeError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise VoicefakeError(f"cannot write {path}: permission denied (choose another output path)")
+    try:  # the real test (/proc, read-only file systems, root, network shares): make and drop a file there
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise output_error(path, error) from error
+    return path

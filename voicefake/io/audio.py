@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import soundfile as sf
 
 from voicefake.config import SAMPLE_RATE
 from voicefake.errors import VoicefakeError
-from voicefake.io.atomic import atomic_output, output_error
+from voicefake.io.atomic import atomic_output, check_writable, output_error
 from voicefake.provenance import manifest as provenance
 
 # extension -> (libsndfile container, sample encoding)
@@ -30,19 +29,7 @@ def check_output_path(path: str | os.PathLike) -> Path:
     if ext not in OUTPUT_FORMATS:
         known = ", ".join(OUTPUT_FORMATS)
         raise VoicefakeError(f"unsupported output format {ext or '(no extension)'!r} in {path}: use one of {known}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise VoicefakeError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise VoicefakeError(f"cannot write {path}: permission denied (choose another output path)")
-    if path.is_dir():
-        raise VoicefakeError(f"cannot write {path}: it is a folder, give a file name such as {path / 'out.wav'}")
-    try:  # the real test (/proc, read-only file systems, root, network shares): make and drop a file there
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise output_error(path, error) from error
-    return path
+    return check_writable(path, "out.wav")
 
 
 class AudioWriter:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from voicefake.errors import VoicefakeError
-from voicefake.io.atomic import atomic_output, output_error
+from voicefake.io.atomic import atomic_output, check_writable, output_error
 from voicefake.provenance import manifest as provenance
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -346,19 +345,7 @@ def check_video_output(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise VoicefakeError(f"the output must be an .mp4 file (H.264 + AAC), not {path.name!r}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise VoicefakeError(f"cannot write {path}: it is a folder, give a file name such as {path / 'out.mp4'}")
-    if not folder.is_dir():
-        raise VoicefakeError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise VoicefakeError(f"cannot write {path}: permission denied (choose another output path)")
-    try:  # the real test (read-only file systems, root, network shares): make and drop a file there
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise output_error(path, error) from error
-    return path
+    return check_writable(path, "out.mp4")
 
 
 class VideoWriter:

@@ -23,7 +23,7 @@ import os
 import stat
 from pathlib import Path
 
-from voicefake.config import VERSION
+from voicefake.config import VERSION, voicefake_home
 from voicefake.errors import VoicefakeError
 from voicefake.io import atomic
 from voicefake.io.atomic import atomic_output
@@ -141,8 +141,6 @@ def read_tags(path: str | os.PathLike) -> dict[str, str]:
 
 def keys_dir() -> Path:
     """Where the signing key lives: $VOICEFAKE_HOME/keys."""
-    from voicefake.config import voicefake_home
-
     return voicefake_home() / "keys"
 
 

@@ -25,6 +25,8 @@ from voicefake.config import (
     NOISE_W,
     SAMPLE_RATE,
     cache_dir,
+    check_name,
+    voice_folder,
 )
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import atomic_output, output_error
@@ -293,7 +295,6 @@ def clone_voice(name: str, minutes: float = 30.0, device: str = "cpu", resume: b
     """Clone an enrolled voice: refuses without a passing consent record; the result speaks with `say --voice NAME`.
 
     Every argument is checked before anything is read or changed: a refused run never deletes a checkpoint."""
-    from voicefake.config import voice_folder
     from voicefake.enroll.consent import describe, require_consent
     from voicefake.enroll.enrollment import espeak_voice_for
     from voicefake.tts import train
@@ -320,8 +321,6 @@ def clone_voice(name: str, minutes: float = 30.0, device: str = "cpu", resume: b
 def check_clone_arguments(name: str, minutes: float, device: str = "cpu", resume: bool = False,
                           restart: bool = False, max_steps: int | None = None) -> None:
     """Refuse bad `clone` arguments, touching nothing (the CLI calls this before anything else)."""
-    from voicefake.config import check_name
-
     check_name(name)
     if not 0 < minutes <= 24 * 60:
         raise VoicefakeError(f"--minutes {minutes} is out of range: give 1 to 1440")
@@ -336,7 +335,6 @@ def export_voice(name: str, folder: str | Path) -> Path:
     """Copy a cloned voice out as a Piper voice: FOLDER/NAME.onnx + FOLDER/NAME.onnx.json."""
     import shutil
 
-    from voicefake.config import check_name
     from voicefake.tts.voice import list_voices
 
     check_name(name)  # the name becomes a file name below
