@@ -27,7 +27,7 @@ from voicefake.tts.voice import load_voice
 
 @torch.no_grad()
 def reconstruct(model, audio: np.ndarray, d_vector: torch.Tensor) -> np.ndarray:
-    """speech (22.05 kHz) -> posterior encoder (its mean) -> decoder -> speech."""
+    """speech (22.05 kHz) -> posterior encoder (its mean) -> waveform decoder -> speech."""
     spec = spectrogram(torch.from_numpy(audio.astype(np.float32))[None, None])
     g = torch.nn.functional.normalize(d_vector.reshape(1, -1).float(), dim=-1).unsqueeze(-1)
     _, mean, _, mask = model.posterior_encoder(spec, torch.tensor([spec.shape[2]]), g=g)
@@ -44,8 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--speakers", nargs="+", default=["allison_en", "ivrvoice_ru"])
     parser.add_argument("--clips", type=int, default=6)
+    parser.add_argument("--vocoder", default="universal", choices=["universal", "own"],
+                        help="the mel adapter + universal HiFi-GAN (what clones use), or the bundled voice's decoder")
     args = parser.parse_args()
-    model, base_d_vector = load_base("cpu")
+    model, base_d_vector = load_base("cpu", args.vocoder)
     model.eval()
     print("| speech | clips | DistillMOS of the input | of its reconstruction |\n|---|---|---|---|")
     base = load_voice("joe")

@@ -4,7 +4,8 @@
 
 Naturalness collapses within the first hundred steps of cloning, so a 100-step run (minutes on
 2 CPU cores) tells whether a change to the training objective helps. `--settings` overrides
-fields of `train.TrainSettings`, e.g. '{"decoder_rate_scale": 0}' or
+fields of `train.TrainSettings`, e.g. '{"vocoder": "own"}' (the bundled voice's waveform decoder
+trained, as before the universal vocoder), '{"decoder_rate_scale": 0}' or
 '{"frozen": ["text_encoder", "duration_predictor", "flow"]}'. The clone speaks six tuning
 sentences of its own (apart from the validation and test sentences) and the run prints
 DistillMOS, pocketsphinx WER and resemblyzer likeness to the held-out references; with
@@ -83,7 +84,7 @@ def main() -> None:
         utterances = training_utterances(args.speaker, rows, base.phoneme_id_map, Path(scratch) / "data")
         own = [u.audio for u in utterances[:PROFILE_UTTERANCES]]
         target = torch.from_numpy(profile(own, SAMPLE_RATE, speaker.embed))
-        model, _ = load_base("cpu")
+        model, _ = load_base("cpu", settings.vocoder)
         started = time.monotonic()
 
         def on_step(step, losses, checkpoint):

@@ -14,7 +14,7 @@ from voicefake.config import CHECKOUT_PRETRAINED
 from voicefake.enroll.dataset import read_dataset
 from voicefake.errors import VoicefakeError
 from voicefake.tts import clone, train
-from voicefake.tts.model import vits_synthesize
+from voicefake.tts.model import has_mel_decoder, vits_synthesize
 
 TEXTS = ["Cats sit on mats.", "Dogs run fast.", "Birds can fly high."]
 
@@ -37,7 +37,10 @@ def dataset(tmp_path_factory, voice):
 def base(tmp_path_factory):
     """A trainable base distilled for two steps only (the shipped one trained for thousands)."""
     torch.manual_seed(0)
-    return clone.build_base(steps=2, out=tmp_path_factory.mktemp("base") / clone.BASE_FILE, batch_size=2)
+    folder = tmp_path_factory.mktemp("base")
+    clone.build_base(steps=2, out=folder / clone.BASE_FILE, batch_size=2)
+    clone.build_mel_adapter(steps=2, out=folder / clone.ADAPTER_FILE, sentences=3)
+    return folder
 
 def test_metadata_forms_are_both_read(dataset, tmp_path):
     assert [p.name for p, _ in read_dataset(dataset)] == ["clip0.wav", "clip1.wav", "clip2.wav"]
@@ -66,7 +69,7 @@ def test_posterior_encoder_distillation_reduces_its_loss(voice):
 
 @pytest.mark.slow
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
-    model, d_vector = clone.load_base(path=base)
+    model, d_vector = clone.load_base(vocoder="own", folder=base)
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
     batch = train.collate(utterances)
     target = d_vector.reshape(1, -1).expand(len(utterances), -1)
@@ -87,6 +90,59 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
         optimizer.step()
     model.eval()
     assert loss() < before
+
+
+@pytest.mark.slow
+def test_the_mel_objective_learns_a_fixed_batch_and_never_runs_the_vocoder(base, dataset, voice, monkeypatch):
+    model, d_vector = clone.load_base(folder=base)
+    assert has_mel_decoder(model)
+    batch = train.collate(train.load_utterances(dataset, voice.phoneme_id_map))
+    target = d_vector.reshape(1, -1).expand(len(batch["x"]), -1)
+    monkeypatch.setattr(model.waveform_decoder, "vocoder", None)  # training must not need it
+
+    def loss() -> float:
+        torch.manual_seed(1)  # the same posterior noise each time
+        with torch.no_grad():
+            return float(train.mel_losses(model, batch, target)["total"])
+
+    before = loss()
+    optimizer = torch.optim.AdamW(train.parameter_groups(model, train.TrainSettings()))
+    model.train()
+    for step in range(6):
+        torch.manual_seed(100 + step)
+        losses = train.mel_losses(model, batch, target)
+        assert set(losses) == {"mel", "kl", "duration", "total"}
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+    model.eval()
+    assert loss() < before
+    assert not any(k.startswith("waveform_decoder.vocoder") for k in model.state_dict())  # checkpoints stay small
+
+
+def test_the_universal_vocoder_renders_speech_from_its_mel_spectrogram(voice):
+    from voicefake.tts import naturalness
+    from voicefake.vocoder import load_vocoder, log_mel
+
+    speech = np.concatenate([c.audio for c in voice.synthesize("The birch canoe slid on the smooth planks.")])
+    mel = log_mel(torch.from_numpy(speech)[None])
+    assert mel.shape[1] == 80 and abs(mel.shape[2] - len(speech) / 256) <= 1  # one frame per hop, like VITS
+    with torch.no_grad():
+        rendered = load_vocoder()(mel)[0, 0]
+    assert abs(len(rendered) - 256 * mel.shape[2]) == 0
+    again = log_mel(rendered[None])[:, :, : mel.shape[2]]
+    assert float((again - mel[:, :, : again.shape[2]]).abs().mean()) < 0.6  # log-mel L1; unrelated speech is > 2
+    assert naturalness.mos(rendered.numpy(), 22050) > 3.0
+
+
+def test_the_mel_adapter_fits_latents_to_mel_spectrograms():
+    from voicefake.tts.model import MelAdapter
+
+    torch.manual_seed(0)
+    mixing = torch.randn(80, 192) / 14
+    examples = [(z, mixing @ z) for z in (torch.randn(192, 40) for _ in range(6))]
+    losses = train.fit_mel_adapter(MelAdapter(), examples, steps=30, batch_size=4, window=32)
+    assert losses[-1] < 0.5 * losses[0]
 
 
 def tiny_model(seed: int = 0):
@@ -132,7 +188,7 @@ def test_conditioned_model_exports_to_a_matching_piper_voice(base, voice, tmp_pa
     from piper import PiperVoice
     from piper.config import SynthesisConfig
 
-    model, _ = clone.load_base(path=base)
+    model, _ = clone.load_base(folder=base)
     torch.manual_seed(3)
     with torch.no_grad():  # give the (zero-initialised) speaker layers something to do
         for name, p in model.named_parameters():
@@ -162,7 +218,7 @@ def test_cuda_requested_without_a_gpu_is_refused():
 @pytest.mark.slow
 def test_recipe_runs_data_parallel_under_torchrun_gloo(base, dataset, tmp_path, monkeypatch):
     if not (CHECKOUT_PRETRAINED / clone.BASE_FILE).exists():
-        monkeypatch.setenv("VOICEFAKE_CACHE", str(base.parent))
+        monkeypatch.setenv("VOICEFAKE_CACHE", str(base))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "recipes/clone_vits.py", "--data", str(dataset), "--out", str(out), "--max-steps", "2", "--licence", "test"]
@@ -170,7 +226,7 @@ def test_recipe_runs_data_parallel_under_torchrun_gloo(base, dataset, tmp_path, 
                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "voice.onnx").exists() and (out / "voice.onnx.json").exists()
-    assert train.Checkpoint.load(out / "checkpoint.pt", clone.load_base(path=base)[0]).step == 2
+    assert train.Checkpoint.load(out / "checkpoint.pt", clone.load_base(folder=base)[0]).step == 2
 
 
 def test_stft_loss_is_zero_for_the_same_wave_and_grows_with_noise():
@@ -187,7 +243,7 @@ def test_stft_loss_is_zero_for_the_same_wave_and_grows_with_noise():
 
 
 def test_decoder_rate_scale_zero_trains_only_its_speaker_conditioning(base):
-    model, _ = clone.load_base(path=base)
+    model, _ = clone.load_base(vocoder="own", folder=base)
     groups = train.parameter_groups(model, train.TrainSettings(decoder_rate_scale=0.0))
     trained = {id(p) for group in groups for p in group["params"]}
     decoder = {n: p for n, p in model.named_parameters() if n.startswith("waveform_decoder.")}
@@ -202,7 +258,7 @@ def test_decoder_rate_scale_zero_trains_only_its_speaker_conditioning(base):
 def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, tmp_path):
     """Checkpoint choice: the run ends holding the weights of its best check, not its last step."""
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
-    model, d_vector = clone.load_base(path=base)
+    model, d_vector = clone.load_base(folder=base)
     scores = iter([0.5, 0.9, 0.7, 0.6])
     snapshots = {}
 
@@ -215,7 +271,7 @@ def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, 
                             max_steps=10, validate=validate, validate_every=1, patience=2)
     assert state.step == 4  # two checks without a new best after step 2: early stop
     assert [row[2]["score"] for row in state.history] == [0.5, 0.9, 0.7, 0.6]
-    assert train.Checkpoint.load(path, clone.load_base(path=base)[0]).step == 4  # resume continues from the last step
+    assert train.Checkpoint.load(path, clone.load_base(folder=base)[0]).step == 4  # resume continues from the last step
     assert torch.load(train.best_weights_path(path), weights_only=True)["step"] == 2
     for name, value in model.state_dict().items():
         assert torch.equal(value, snapshots[2][name]), name
@@ -240,14 +296,14 @@ def test_naturalness_tells_clean_speech_from_noise(voice):
 @pytest.mark.slow
 def test_adversarial_fine_tuning_trains_the_discriminator_and_resumes(base, dataset, voice, tmp_path):
     utterances = train.load_utterances(dataset, voice.phoneme_id_map)
-    settings = train.TrainSettings(batch_size=2, adversarial_weight=1.0, stft_weight=1.0)
-    model, d_vector = clone.load_base(path=base)
+    settings = train.TrainSettings(vocoder="own", batch_size=2, adversarial_weight=1.0, stft_weight=1.0)
+    model, d_vector = clone.load_base(vocoder="own", folder=base)
     seen = []
     path = tmp_path / "checkpoint.pt"
     train.fine_tune(model, utterances, d_vector, path, settings, seconds=600, max_steps=1,
                     on_step=lambda step, losses, state: seen.append(losses))
     assert {"adversarial", "features", "discriminator", "stft"} <= set(seen[0])
     before = {k: v.clone() for k, v in model.disc.state_dict().items()}
-    restored, _ = clone.load_base(path=base)
+    restored, _ = clone.load_base(vocoder="own", folder=base)
     train.fine_tune(restored, utterances, d_vector, path, settings, seconds=600, max_steps=2, resume=True)
     assert any(not torch.equal(before[k], v) for k, v in restored.disc.state_dict().items())  # it learned on resume

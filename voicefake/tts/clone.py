@@ -35,6 +35,7 @@ from voicefake.tts.model import VitsDims, load_vits
 from voicefake.tts.voice import load_voice
 
 BASE_FILE = "joe-posterior-encoder.pt"  # the part of the trainable base the ONNX voice lacks
+ADAPTER_FILE = "joe-mel-adapter.pt"  # the base voice's latent -> log-mel map, where a clone's decoder starts
 SPEAKER_DIMS = VitsDims(d_vector_dim=256)
 # Apart from the 20 Harvard sentences benchmarks test on, and from any training transcript.
 VALIDATION_SENTENCES = HARVARD_SENTENCES[20:] + [
@@ -74,7 +75,7 @@ def _random_sentences(count: int, seed: int) -> list[str]:
     return [" ".join(rng.sample(words, rng.randint(3, 7))).capitalize() + "." for _ in range(count)]
 
 
-def onnx_teacher(model_path: Path):
+def onnx_teacher(model_path: Path, features=None):
     """`teacher(sentences)` for distillation from the Piper ONNX graph: (waveform, z) pairs at RTF 0.04.
 
     z is the decoder's input, exposed as an extra graph output (`/Mul_7_output_0` is `z * y_mask`
@@ -94,15 +95,15 @@ def onnx_teacher(model_path: Path):
     def teach(sentences: list[list[int]]):
         pairs = [session.run(None, {"input": np.array([ids]), "input_lengths": np.array([len(ids)]), "scales": scales})
                  for ids in sentences]
-        return train.pad_pairs([p[0] for p in pairs], [p[1][0] for p in pairs])
+        return train.pad_pairs([p[0] for p in pairs], [p[1][0] for p in pairs], features or train.spectrogram)
 
     return teach
 
 
-def base_path() -> Path:
-    """Where the trainable base is: shipped in pretrained/, else built into the cache."""
-    shipped = CHECKOUT_PRETRAINED / BASE_FILE
-    return shipped if shipped.exists() else cache_dir() / BASE_FILE
+def base_path(file: str = BASE_FILE) -> Path:
+    """Where a part of the trainable base is: shipped in pretrained/, else built into the cache."""
+    shipped = CHECKOUT_PRETRAINED / file
+    return shipped if shipped.exists() else cache_dir() / file
 
 
 def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, batch_size: int = 8,
@@ -145,16 +146,53 @@ def build_base(steps: int = 2000, out: Path | None = None, resume: bool = True, 
     return out
 
 
-def load_base(device: str = "cpu", path: Path | None = None):
-    """The trainable base: (coqui Vits conditioned on d-vectors, the base voice's d-vector)."""
-    path = Path(path or base_path())
+def _base_part(file: str, folder: Path | None) -> dict:
+    path = Path(folder) / file if folder else base_path(file)
     if not path.exists():
         raise VoicefakeError(f"the trainable base is missing ({path}): build it once with `python recipes/build_base.py`")
-    voice = load_voice(DEFAULT_VOICE)
-    model = load_vits(voice.info.model_path, SPEAKER_DIMS)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_base(device: str = "cpu", vocoder: str = "universal", folder: Path | None = None):
+    """The trainable base: (coqui Vits conditioned on d-vectors, the base voice's d-vector).
+
+    With the "universal" vocoder (what clones speak through) its waveform decoder is the mel
+    adapter + HiFi-GAN; with "own" it is the bundled voice's. Its parts are read from `folder`
+    when given, else from pretrained/ or the cache (`base_path`)."""
+    from voicefake.tts.model import use_mel_decoder
+
+    if vocoder not in ("universal", "own"):
+        raise VoicefakeError(f"unknown vocoder {vocoder!r}: use universal or own")
+    state = _base_part(BASE_FILE, folder)
+    model = load_vits(load_voice(DEFAULT_VOICE).info.model_path, SPEAKER_DIMS)
     model.posterior_encoder.load_state_dict({k: v.float() for k, v in state["posterior_encoder"].items()})
+    if vocoder == "universal":
+        use_mel_decoder(model, _base_part(ADAPTER_FILE, folder)["adapter"])
     return model.to(device), state["d_vector"].float()
+
+
+def build_mel_adapter(steps: int = 3000, out: Path | None = None, sentences: int = 800, progress=None) -> Path:
+    """Fit the mel adapter to the bundled voice's own speech (latent z -> log-mel of what it says); saved fp16.
+
+    The examples are made once (800 random word strings, ~3 minutes), then reused: ~10 minutes on 2 cores."""
+    from voicefake.tts import train
+    from voicefake.tts.model import MelAdapter
+    from voicefake.tts.text import text_to_sentences
+    from voicefake.vocoder.hifigan import log_mel
+
+    out = Path(out or cache_dir() / ADAPTER_FILE)
+    voice = load_voice(DEFAULT_VOICE)
+    teacher = onnx_teacher(voice.info.model_path, features=log_mel)
+    examples = []
+    for text in _random_sentences(sentences, seed=1):
+        for sentence in text_to_sentences(text, voice.phoneme_id_map):
+            mel, frames, z = teacher([sentence.phoneme_ids])
+            examples.append((z[0, :, : int(frames[0])], mel[0, :, : int(frames[0])]))
+    adapter = MelAdapter()
+    train.fit_mel_adapter(adapter, examples, steps, progress=progress)
+    with atomic_output(out) as tmp:
+        torch.save({"adapter": {k: v.half() for k, v in adapter.state_dict().items()}, "steps": steps}, tmp)
+    return out
 
 
 def check_device(device: str) -> str:
@@ -268,8 +306,8 @@ def clone_from_dataset(
     if kept < 1.0 and max_steps is None:
         raise VoicefakeError(f"only {kept:.1f} minutes of usable speech in {data_dir}: cloning needs at least 1 minute")
     profile = voice_profile(data_dir, utterances)
-    model, _ = load_base(device)
     settings = settings or train.TrainSettings()
+    model, _ = load_base(device, settings.vocoder)
 
     validate = clone_validator(profile, base_voice, device)
     state = train.fine_tune(

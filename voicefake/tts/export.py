@@ -36,13 +36,15 @@ class _PiperInterface(torch.nn.Module):
 
 def _fresh_copy(model):
     """A new model with `model`'s weights (deepcopy fails on a model trained under DDP)."""
-    from voicefake.tts.model import VitsDims, build_vits
+    from voicefake.tts.model import VitsDims, build_vits, has_mel_decoder, use_mel_decoder
 
     args = model.args
     dims = VitsDims(**{f.name: getattr(args, f.name) for f in fields(VitsDims) if f.name not in ("num_chars", "d_vector_dim")},
                     num_chars=model.text_encoder.emb.num_embeddings,  # coqui's args keep its own tokenizer's size
                     d_vector_dim=args.d_vector_dim if args.use_d_vector_file else 0)
     copy = build_vits(dims)
+    if has_mel_decoder(model):
+        use_mel_decoder(copy)
     copy.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("disc.")})
     return copy.cpu().eval()
 

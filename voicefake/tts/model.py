@@ -159,3 +159,58 @@ def vits_synthesize(
     out = model.inference(x, aux_input={"x_lengths": torch.tensor([len(phoneme_ids)]), "d_vectors": d_vectors})
     audio = out["model_outputs"][0, 0].float().cpu().numpy()
     return audio, out["durations"][0, 0].long().cpu().numpy()
+
+
+class MelAdapter(torch.nn.Module):
+    """The trained half of a clone's waveform decoder: latent z [B, 192, frames] -> log-mel [B, 80, frames].
+
+    Small on purpose (1.3 M weights, 17 frames of context): the latent already carries the sound,
+    the adapter only re-expresses it as the features the universal vocoder reads.
+    """
+
+    def __init__(self, latent_channels: int = 192, channels: int = 256, blocks: int = 3, kernel: int = 5):
+        super().__init__()
+        from voicefake.vocoder.hifigan import MEL_BANDS
+
+        self.pre = torch.nn.Conv1d(latent_channels, channels, kernel, padding=kernel // 2)
+        self.blocks = torch.nn.ModuleList(torch.nn.Conv1d(channels, channels, kernel, padding=kernel // 2) for _ in range(blocks))
+        self.post = torch.nn.Conv1d(channels, MEL_BANDS, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        hidden = self.pre(z)
+        for block in self.blocks:
+            hidden = hidden + block(torch.nn.functional.leaky_relu(hidden, 0.1))
+        return self.post(torch.nn.functional.leaky_relu(hidden, 0.1))
+
+
+class MelWaveformDecoder(torch.nn.Module):
+    """A clone's waveform decoder: z -> `MelAdapter` -> log-mel -> the universal HiFi-GAN (frozen).
+
+    Takes the place of Vits.waveform_decoder (same call). The vocoder is deliberately not a
+    submodule: checkpoints, optimizers and `best.pt` never carry its 14 M fixed weights; the
+    ONNX export bakes them in.
+    """
+
+    def __init__(self, adapter: MelAdapter | None = None):
+        super().__init__()
+        from voicefake.vocoder.hifigan import load_vocoder
+
+        self.adapter = adapter or MelAdapter()
+        self.__dict__["vocoder"] = load_vocoder()
+
+    def forward(self, z: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        return self.vocoder.to(z.device)(self.adapter(z))
+
+
+def use_mel_decoder(model, adapter_state: dict | None = None):
+    """Swap `model`'s waveform decoder for a `MelWaveformDecoder` (with the adapter weights given); returns model."""
+    decoder = MelWaveformDecoder()
+    if adapter_state is not None:
+        decoder.adapter.load_state_dict({k: v.float() for k, v in adapter_state.items()})
+    model.waveform_decoder = decoder.to(next(model.parameters()).device)
+    return model
+
+
+def has_mel_decoder(model) -> bool:
+    """Whether `model` speaks through the universal vocoder (a clone) or its own waveform decoder (Piper)."""
+    return isinstance(model.waveform_decoder, MelWaveformDecoder)
