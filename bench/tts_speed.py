@@ -1,11 +1,15 @@
 """Synthesis speed and intelligibility of the bundled voice: voicefake (API, CLI) vs raw Piper.
 
-    .venv/bin/python bench/tts_speed.py
+    .venv/bin/python bench/tts_speed.py [--clone OUT/voice.onnx]
+
+With `--clone`, an exported clone (it speaks through the universal HiFi-GAN, which is inside its
+graph) is timed the same way as the raw Piper graph.
 
 Everything is measured in this one process on the same 10 sentences and the same ONNX file;
 each figure is the median of REPEATS runs. Prints a markdown table for the README.
 """
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -31,6 +35,9 @@ def timed(fn):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clone", help="an exported clone's .onnx, timed beside the bundled voice")
+    args = parser.parse_args()
     voice = voicefake.load_voice("joe")
     model_path = str(voice.info.model_path)
     sample_rate = voice.sample_rate
@@ -42,7 +49,7 @@ def main() -> None:
     ids = [piper_voice.phonemes_to_ids(p) for s in SENTENCES for p in piper_voice.phonemize(s)]
     scales = np.array([0.667, 1.0, 0.8], dtype=np.float32)
 
-    def raw_onnx():
+    def raw_onnx(session=session):
         out = []
         for sentence_ids in ids:
             x = np.array([sentence_ids], dtype=np.int64)
@@ -71,6 +78,9 @@ def main() -> None:
             "voicefake API": voicefake_api,
             "voicefake CLI (whole process)": voicefake_cli,
         }
+        if args.clone:
+            clone_session = onnxruntime.InferenceSession(args.clone, providers=["CPUExecutionProvider"])
+            engines["raw onnxruntime, a clone (universal HiFi-GAN)"] = lambda: raw_onnx(clone_session)
         for fn in engines.values():
             fn()  # warm-up
         times = {name: [] for name in engines}

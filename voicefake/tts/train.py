@@ -171,8 +171,7 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
 
     The posterior's z must give, through the adapter, the clip's log-mel (L1 on whole clips: the
     adapter is cheap); KL between posterior and prior and the duration likelihood are VITS's.
-    The vocoder never runs in training, which is most of why a step costs a third of one that
-    trains the waveform decoder.
+    The vocoder never runs in training (a step costs 0.84x one that trains the bundled decoder).
     """
     from voicefake.vocoder.hifigan import log_mel
 
