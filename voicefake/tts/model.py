@@ -18,6 +18,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from voicefake.config import NOISE_SCALE, NOISE_W
+from voicefake.vocoder.hifigan import MEL_BANDS, load_vocoder
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,6 @@ class MelAdapter(torch.nn.Module):
 
     def __init__(self, latent_channels: int = 192, channels: int = 256, blocks: int = 3, kernel: int = 5):
         super().__init__()
-        from voicefake.vocoder.hifigan import MEL_BANDS
-
         self.pre = torch.nn.Conv1d(latent_channels, channels, kernel, padding=kernel // 2)
         self.blocks = torch.nn.ModuleList(torch.nn.Conv1d(channels, channels, kernel, padding=kernel // 2) for _ in range(blocks))
         self.post = torch.nn.Conv1d(channels, MEL_BANDS, 1)
@@ -193,8 +192,6 @@ class MelWaveformDecoder(torch.nn.Module):
 
     def __init__(self, adapter: MelAdapter | None = None):
         super().__init__()
-        from voicefake.vocoder.hifigan import load_vocoder
-
         self.adapter = adapter or MelAdapter()
         self.__dict__["vocoder"] = load_vocoder()
 

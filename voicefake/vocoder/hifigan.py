@@ -33,10 +33,17 @@ def log_mel(waves: torch.Tensor) -> torch.Tensor:
     """The vocoder's input features, log-mel [B, 80, frames], of waveforms [B, 1, T] or [B, T].
 
     The frames line up with the VITS spectrogram's (same window, hop and padding)."""
-    from TTS.utils.audio.torch_transforms import spec_to_mel, wav_to_spec
+    from TTS.utils.audio.torch_transforms import wav_to_spec
 
     waves = waves if waves.dim() == 3 else waves[:, None]
-    return spec_to_mel(wav_to_spec(waves, N_FFT, HOP_LENGTH, N_FFT), N_FFT, MEL_BANDS, SAMPLE_RATE, 0.0, MEL_FMAX)
+    return log_mel_of_spectrogram(wav_to_spec(waves, N_FFT, HOP_LENGTH, N_FFT))
+
+
+def log_mel_of_spectrogram(spec: torch.Tensor) -> torch.Tensor:
+    """`log_mel` from a linear magnitude spectrogram [B, 513, frames] already made (train.spectrogram's)."""
+    from TTS.utils.audio.torch_transforms import spec_to_mel
+
+    return spec_to_mel(spec, N_FFT, MEL_BANDS, SAMPLE_RATE, 0.0, MEL_FMAX)
 
 
 def weights_path() -> Path:
