@@ -97,9 +97,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
 MIN_SCORE = 0.1  # detector margin for a new face: just above 0, false faces in clothing turned up
 
 
-def _detect(
-    gray: np.ndarray, scale: float, upsample: int = 0, threshold: float = MIN_SCORE
-) -> list[tuple[np.ndarray, float]]:
+def _detect(gray: np.ndarray, scale: float, upsample: int = 0, threshold: float = MIN_SCORE) -> list[tuple[np.ndarray, float]]:
     """Face boxes (left, top, right, bottom) in `gray`'s coordinates, with detector scores."""
     import cv2
 
@@ -128,6 +126,28 @@ def interocular(points: np.ndarray) -> float:
     """Distance between the eye centres in pixels: the face's scale."""
     left, right = eye_centers(points)
     return float(np.hypot(*(right - left)))
+
+
+def mouth_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Origin (mouth centre), x axis (along the eyes), y axis (down the face), inter-ocular scale."""
+    left, right = eye_centers(points)
+    ex = (right - left) / max(float(np.hypot(*(right - left))), 1e-6)
+    ey = np.array([-ex[1], ex[0]], dtype=np.float32)
+    origin = (points[MOUTH_LEFT] + points[MOUTH_RIGHT]) / 2
+    return origin, ex.astype(np.float32), ey, interocular(points)
+
+
+def to_local(p: np.ndarray, frame) -> np.ndarray:
+    """Image points -> mouth-frame coordinates (inter-ocular units, x along the eyes, y down)."""
+    origin, ex, ey, scale = frame
+    d = p - origin
+    return np.stack([d @ ex, d @ ey], axis=-1) / scale
+
+
+def to_image(q: np.ndarray, frame) -> np.ndarray:
+    """Mouth-frame coordinates -> image points (the inverse of to_local)."""
+    origin, ex, ey, scale = frame
+    return (origin + scale * (q[..., :1] * ex + q[..., 1:2] * ey)).astype(np.float32)
 
 
 def mouth_opening(points: np.ndarray) -> float:

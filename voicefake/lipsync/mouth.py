@@ -33,9 +33,12 @@ from voicefake.lipsync.face import (
     UPPER_INNER,
     UPPER_LIP,
     UPPER_OUTER,
-    eye_centers,
     interocular,
+    mouth_frame,
+    to_image,
+    to_local,
 )
+from voicefake.lipsync.occlusion import covering_mask
 from voicefake.lipsync.visemes import MAX_OPENING
 
 JAW_WEIGHTS = {4: 0.12, 5: 0.35, 6: 0.62, 7: 0.86, 8: 1.0, 9: 0.86, 10: 0.62, 11: 0.35, 12: 0.12}
@@ -52,26 +55,6 @@ JAW_FOLLOW = 0.7  # the chin moves this much of the lower lip's motion
 CLOSED_NOISE = 0.012  # inter-ocular units
 
 
-def _mouth_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Origin (mouth centre), x axis (along the eyes), y axis (down the face), inter-ocular scale."""
-    left, right = eye_centers(points)
-    ex = (right - left) / max(float(np.hypot(*(right - left))), 1e-6)
-    ey = np.array([-ex[1], ex[0]], dtype=np.float32)
-    origin = (points[MOUTH_LEFT] + points[MOUTH_RIGHT]) / 2
-    return origin, ex.astype(np.float32), ey, interocular(points)
-
-
-def _to_local(p: np.ndarray, frame) -> np.ndarray:
-    origin, ex, ey, scale = frame
-    d = p - origin
-    return np.stack([d @ ex, d @ ey], axis=-1) / scale
-
-
-def _to_image(q: np.ndarray, frame) -> np.ndarray:
-    origin, ex, ey, scale = frame
-    return (origin + scale * (q[..., :1] * ex + q[..., 1:2] * ey)).astype(np.float32)
-
-
 def _chain(local: np.ndarray, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """x (increasing) and y of a lip contour, for interpolation along the mouth."""
     xs, ys = local[indices, 0], local[indices, 1]
@@ -85,8 +68,8 @@ def target_shape(points: np.ndarray, opening: float, spread: float) -> np.ndarra
     The current lips are first closed (the gap between the inner lips removed, mostly by raising
     the lower lip), then opened to the target with a jaw drop; lip thickness is kept.
     """
-    frame = _mouth_frame(points)
-    local = _to_local(points, frame)
+    frame = mouth_frame(points)
+    local = to_local(points, frame)
     x_in = local[UPPER_INNER, 0]
     # A gap under ~1 % of the eye distance is landmark noise on closed lips: ignoring it keeps a closed
     # mouth exactly as it is in silence instead of nudging it a pixel back and forth.
@@ -129,7 +112,7 @@ def target_shape(points: np.ndarray, opening: float, spread: float) -> np.ndarra
     chin = new[LOWER_LIP_CENTRE, 1] - local[LOWER_LIP_CENTRE, 1]  # how far the lower lip moved: the jaw follows
     for i, w in JAW_WEIGHTS.items():
         new[i, 1] += JAW_FOLLOW * w * chin
-    return np.where(np.isin(np.arange(68), [*lips, *JAW_WEIGHTS])[:, None], _to_image(new, frame), points)
+    return np.where(np.isin(np.arange(68), [*lips, *JAW_WEIGHTS])[:, None], to_image(new, frame), points)
 
 
 def refine_inner_lips(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -140,8 +123,8 @@ def refine_inner_lips(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
     three inner columns, pixels much brighter (teeth) or much darker (the mouth) than the lips
     form a run: its ends are the lip edges.
     """
-    geo = _mouth_frame(points)
-    local = _to_local(points, geo)
+    geo = mouth_frame(points)
+    local = to_local(points, geo)
     ycc = None
     out = points.copy()
     for up, down, top_outer, bottom_outer in INNER_COLUMNS:
@@ -160,7 +143,7 @@ def refine_inner_lips(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
             lip_y, lip_c = levels
         t = np.linspace(0.0, 1.0, 40)
         q = np.stack([np.full_like(t, x), y_top + t * (y_bottom - y_top)], axis=-1)
-        img = _to_image(q, geo) - np.array([cx, cy], dtype=np.float32)
+        img = to_image(q, geo) - np.array([cx, cy], dtype=np.float32)
         samples = []
         for dx in (-1.0, 0.0, 1.0):  # a 3-pixel-wide column
             samples.append(
@@ -202,8 +185,8 @@ def refine_inner_lips(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
         limit = 0.06
         local_up = np.clip(new_up, local[up, 1] - limit, local[up, 1])
         local_down = np.clip(new_down, local[down, 1], local[down, 1] + limit)
-        out[up] = _to_image(np.array([local[up, 0], local_up], np.float32), geo)
-        out[down] = _to_image(np.array([local[down, 0], local_down], np.float32), geo)
+        out[up] = to_image(np.array([local[up, 0], local_up], np.float32), geo)
+        out[down] = to_image(np.array([local[down, 0], local_down], np.float32), geo)
     return out
 
 
@@ -218,25 +201,6 @@ def _lip_levels(ycc: np.ndarray, points: np.ndarray) -> tuple[float, float] | No
     lip_c = float(np.percentile(chroma, 75))
     lip_y = float(np.median(pixels[chroma >= 0.8 * lip_c, 0]))
     return lip_y, max(lip_c, 4.0)
-
-
-def occlusion_score(frame: np.ndarray, points: np.ndarray) -> float:
-    """Across-the-mouth vs along-the-mouth edge energy around the lips.
-
-    Lips, teeth and the lip line are horizontal structures (about 0.5-0.75 on faces we tried);
-    fingers over the mouth are vertical ones (1.4-2). A hand there makes landmarks unreliable
-    and the mouth must not be redrawn on top of it.
-    """
-    geo = _mouth_frame(points)
-    xs, ys = np.linspace(-0.6, 0.6, 48), np.linspace(-0.3, 0.45, 32)
-    grid = np.stack(np.meshgrid(xs, ys), axis=-1).astype(np.float32)
-    img = _to_image(grid, geo)
-    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    patch = cv2.remap(gray, img[..., 0], img[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    patch = patch.astype(np.float32)
-    gx = np.abs(cv2.Sobel(patch, cv2.CV_32F, 1, 0)).mean()
-    gy = np.abs(cv2.Sobel(patch, cv2.CV_32F, 0, 1)).mean()
-    return float(gx / max(gy, 1e-3))
 
 
 def _ycc_crop(frame: np.ndarray, points: np.ndarray):
@@ -488,8 +452,8 @@ class MouthInterior:
     @classmethod
     def harvest(cls, frame: np.ndarray, points: np.ndarray) -> MouthInterior:
         """Cut the open mouth of `frame` out along its inner lips."""
-        geo = _mouth_frame(points)
-        local = _to_local(points, geo)
+        geo = mouth_frame(points)
+        local = to_local(points, geo)
         ux, uy = _chain(local, UPPER_INNER)
         lx, ly = _chain(local, LOWER_INNER)
         u = np.linspace(0.0, 1.0, cls.COLS)
@@ -499,7 +463,7 @@ class MouthInterior:
         v = np.linspace(0.06, 0.94, cls.ROWS)[:, None]
         ys = top[None, :] + v * (bottom - top)[None, :]
         q = np.stack([np.broadcast_to(x[None, :], ys.shape), ys], axis=-1)
-        img = _to_image(q, geo)
+        img = to_image(q, geo)
         texture = cv2.remap(frame, img[..., 0], img[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         texture = texture.astype(np.float32)
         height = np.maximum(bottom - top, 0.0) * 0.88
@@ -552,8 +516,8 @@ class MouthInterior:
         """Paint the mouth opening of the `target` landmarks into `patch` (the warped region at `box`)."""
         x0, y0, x1, y1 = box
         poly = target[MOUTH_INNER]
-        geo = _mouth_frame(target)
-        local = _to_local(target, geo)
+        geo = mouth_frame(target)
+        local = to_local(target, geo)
         ux, uy = _chain(local, UPPER_INNER)
         lx, ly = _chain(local, LOWER_INNER)
         xs = np.linspace(local[INNER_LEFT, 0], local[INNER_RIGHT, 0], 9)
@@ -570,7 +534,7 @@ class MouthInterior:
         if not alpha.any():
             return
         ys, xs_img = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
-        q = _to_local(np.stack([xs_img, ys], axis=-1), geo)
+        q = to_local(np.stack([xs_img, ys], axis=-1), geo)
         qx, qy = q[..., 0], q[..., 1]
         span = max(local[INNER_RIGHT, 0] - local[INNER_LEFT, 0], 1e-3)
         u = np.clip((qx - local[INNER_LEFT, 0]) / span, 0.0, 1.0)
@@ -628,5 +592,9 @@ class MouthRenderer:
         self.interior.paint(patch, box, target, frame)
         out = frame.copy()
         x0, y0, x1, y1 = box
+        front = covering_mask(frame, points, box)
+        if front is not None:  # a finger over part of the mouth stays in front of the new mouth
+            front = front[..., None]
+            patch = (patch * (1.0 - front) + frame[y0:y1, x0:x1] * front + 0.5).astype(frame.dtype)
         out[y0:y1, x0:x1] = patch
         return out

@@ -80,7 +80,8 @@ class FaceFollower:
 
     def add(self, frame: np.ndarray) -> None:
         """Follow the face into the next frame."""
-        from voicefake.lipsync.mouth import MouthInterior, occlusion_score, refine_inner_lips
+        from voicefake.lipsync.mouth import MouthInterior, refine_inner_lips
+        from voicefake.lipsync.occlusion import occlusion_score
 
         points = self.tracker(frame)
         if points is None:
@@ -125,7 +126,8 @@ class FaceFollower:
 def _better_interior(frame, points, interior, widest):
     """Keep the mouth interior of the frame with the widest real open mouth seen so far."""
     from voicefake.lipsync.face import mouth_opening, yaw_ratio
-    from voicefake.lipsync.mouth import MouthInterior, occlusion_score
+    from voicefake.lipsync.mouth import MouthInterior
+    from voicefake.lipsync.occlusion import occlusion_score
 
     opening = mouth_opening(points)
     if opening > widest and abs(yaw_ratio(points)) < 0.25 and occlusion_score(frame, points) < 0.9:
