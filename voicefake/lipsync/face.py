@@ -97,7 +97,9 @@ def _gray(image: np.ndarray) -> np.ndarray:
 MIN_SCORE = 0.1  # detector margin for a new face: just above 0, false faces in clothing turned up
 
 
-def _detect(gray: np.ndarray, scale: float, upsample: int = 0, threshold: float = MIN_SCORE) -> list[tuple[np.ndarray, float]]:
+def _detect(
+    gray: np.ndarray, scale: float, upsample: int = 0, threshold: float = MIN_SCORE
+) -> list[tuple[np.ndarray, float]]:
     """Face boxes (left, top, right, bottom) in `gray`'s coordinates, with detector scores."""
     import cv2
 
