@@ -128,7 +128,7 @@ def p95_change(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 
 def judge(name: str, outputs, inputs, masks, synced, codec, silent) -> dict:
-    pick = lambda k: k if len(inputs) > 1 else 0  # noqa: E731 - a photo is one input frame
+    pick = lambda k: pick_input(k, inputs)  # noqa: E731 - a photo is one input frame
     shown = [k for k in range(len(outputs)) if synced[k] and masks[pick(k)].any()]
     changes = np.array([p95_change(outputs[k], inputs[pick(k)], masks[pick(k)]) for k in shown])
     noise = np.array([p95_change(codec[pick(k)], inputs[pick(k)], masks[pick(k)]) for k in shown])
@@ -160,9 +160,31 @@ def run(face: Path, speech, seconds: float, out: Path, masked: bool) -> dict:
     outputs = read_frames(result, report.frames)[0]
     silent = silent_copy(path, report.duration, out)
     figures = judge(face.name, outputs, inputs, masks, report.synced, codec_copy(inputs, out), silent)
-    still = np.hstack([inputs[len(inputs) // 3 if len(inputs) > 1 else 0], outputs[len(outputs) // 3]])
-    cv2.imwrite(str(out / f"{face.stem}-{'after' if masked else 'before'}.jpg"), still)
+    k = int(np.argmax(report.opening))  # the widest new mouth: where painting over fingers would show most
+    figures["stills"] = (
+        mouth_crop(inputs[pick_input(k, inputs)], masks[pick_input(k, inputs)]),
+        mouth_crop(outputs[k], masks[pick_input(k, inputs)]),
+    )
     return figures
+
+
+def pick_input(k: int, inputs: list) -> int:
+    return k if len(inputs) > 1 else 0
+
+
+def mouth_crop(frame: np.ndarray, mask: np.ndarray, size: int = 220) -> np.ndarray:
+    """A square around the judged region (the fingers near the mouth), scaled to `size`."""
+    ys, xs = np.nonzero(mask)
+    cx, cy = (int(xs.mean()), int(ys.mean())) if len(xs) else (frame.shape[1] // 2, frame.shape[0] // 2)
+    half = max(40, int(1.3 * max(np.ptp(xs) if len(xs) else 0, np.ptp(ys) if len(ys) else 0)))
+    y0, x0 = max(0, cy - half), max(0, cx - half)
+    return cv2.resize(frame[y0 : cy + half, x0 : cx + half], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def write_docs_still(rows: list[list[np.ndarray]]) -> None:
+    """docs/lipsync_occlusion.png: per face, input | mask off (before) | per-pixel mask (now)."""
+    image = np.vstack([np.hstack(row) for row in rows])
+    cv2.imwrite(str(ROOT / "docs" / "lipsync_occlusion.png"), image)
 
 
 def main() -> None:
@@ -182,14 +204,20 @@ def main() -> None:
             break
     print("| face | mask | frames | occluder change p95 (median) | frames <= 6 | worst | codec alone | mark + codec |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for face in (FACES / "astronaut.png", FACES / "WolfgangLanger_Pexels.mp4"):
         for masked in (False, True):
             f = run(face, keep, sum(len(c.audio) / c.sample_rate for c in keep), out, masked)
+            if masked:
+                rows[-1].append(f["stills"][1])
+            else:
+                rows.append(list(f["stills"]))
             print(
                 f"| {f['face']} | {'per pixel' if masked else 'off (before)'} | {f['frames']} | {f['median p95']:.0f} "
                 f"| {f['frames <= 6']:.0%} | {f['worst p95']:.0f} | {f['codec median p95']:.0f} | {f['silent median p95']:.0f} |",
                 flush=True,
             )
+    write_docs_still(rows)
 
 
 if __name__ == "__main__":
