@@ -44,16 +44,21 @@ def occlusion_score(frame: np.ndarray, points: np.ndarray) -> float:
     geo = mouth_frame(points)
     xs, ys = np.linspace(-0.6, 0.6, 48), np.linspace(-0.3, 0.45, 32)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).astype(np.float32)
-    img = to_image(grid, geo)
-    patch = cv2.remap(_gray(frame), img[..., 0], img[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    patch = patch.astype(np.float32)
+    patch = _sample_gray(frame, to_image(grid, geo))
     gx = np.abs(cv2.Sobel(patch, cv2.CV_32F, 1, 0)).mean()
     gy = np.abs(cv2.Sobel(patch, cv2.CV_32F, 0, 1)).mean()
     return float(gx / max(gy, 1e-3))
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+def _sample_gray(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Brightness (float32) at image `points` (..., 2), bilinear; only the patch they span is made grey."""
+    h, w = frame.shape[:2]
+    x0, y0 = np.clip(np.floor(points.reshape(-1, 2).min(axis=0)).astype(int) - 1, 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(points.reshape(-1, 2).max(axis=0)).astype(int) + 2, [x0 + 1, y0 + 1], [w, h])
+    patch = frame[y0:y1, x0:x1]
+    gray = patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    xs, ys = (points[..., 0] - x0).astype(np.float32), (points[..., 1] - y0).astype(np.float32)
+    return cv2.remap(gray, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
 def _sorted_contour(local: np.ndarray, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +78,8 @@ def lip_columns(frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
     top = np.interp(xs, *_sorted_contour(local, UPPER_OUTER)) - 0.04
     bottom = np.interp(xs, *_sorted_contour(local, LOWER_OUTER)) + 0.04
     ys = top + np.linspace(0.0, 1.0, COLUMN_ROWS)[:, None] * (bottom - top)
-    img = to_image(np.stack([np.broadcast_to(xs, ys.shape), ys], axis=-1), geo)
-    column = cv2.remap(_gray(frame), img[..., 0], img[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    energy = np.abs(np.diff(column.astype(np.float32), axis=0)).sum(axis=0)
+    column = _sample_gray(frame, to_image(np.stack([np.broadcast_to(xs, ys.shape), ys], axis=-1), geo))
+    energy = np.abs(np.diff(column, axis=0)).sum(axis=0)
     return xs, energy / max(float(np.percentile(energy, 85)), 1e-3)
 
 
