@@ -2,6 +2,15 @@
 
     .venv/bin/python bench/lipsync_quality.py            # both faces, prints a table
     .venv/bin/python bench/lipsync_quality.py --quick    # shorter speech
+    .venv/bin/python bench/lipsync_quality.py --setup-mediapipe   # once: the second judge's own venv
+
+The second landmark judge (MediaPipe Face Mesh) pins numpy<2 and protobuf<5, so it lives in a venv
+of its own, bench/.venv-mediapipe (git-ignored); --setup-mediapipe makes it, or by hand:
+
+    python3.11 -m venv bench/.venv-mediapipe
+    bench/.venv-mediapipe/bin/pip install mediapipe==0.10.21 opencv-python-headless
+
+Without it the MediaPipe columns say so and the rest is measured as usual.
 
 For each face (../shared/data/faces: the astronaut portrait and the Pexels clip) the speech is
 lip-synced in a child process pinned to 2 CPU cores (its wall time, CPU time and peak memory are
@@ -11,6 +20,15 @@ measured from the outside), then the output is judged frame by frame against the
   afresh, no tracking), correlated with the audio's mouth-opening track (from the synthesis's
   phoneme timings; also from the sound alone, an independent estimate) at lags of -5..5 frames:
   Pearson r at the best lag, and that lag. The same on the untouched input frames (no sync).
+- sync by a second judge: the inner-lip gap that MediaPipe Face Mesh measures on each output
+  frame (bench/mediapipe_judge.py, run in its own venv), over the outer eye corners' distance,
+  against the same audio track on the same synced frames: r at lag 0 and at the best lag; and on
+  the input clip.
+- identity kept: distance between dlib's ResNet face descriptors (128-d) of the input frame and
+  the output frame, on every 5th synced frame, mean (and max); 0.6 means another person.
+- mouth flicker: the mean absolute change of the grey mouth box (around the input's lips, padded)
+  between consecutive synced frames, output over input; on the still portrait the input does not
+  change at all, so the output's own figure (grey levels) is given instead.
 - nothing else changes: SSIM (grey, Gaussian window) between output and input over the face box
   less the lower face (nose to chin inside the jaw line, where lips and jaw are meant to move).
 - sharpness: variance of the Laplacian in the mouth box, output / input.
@@ -25,6 +43,7 @@ import argparse
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +62,10 @@ TEXT = (
     "Peter picked a peck of pickled peppers; how many did he pick? "
     "The weather is lovely today, so we will walk along the beach and watch the waves."
 )
-GOALS = {"sync_r": 0.7, "lag": 1, "ssim": 0.98, "sharpness": 0.8, "fps": 25.0}
+GOALS = {"sync_r": 0.7, "lag": 1, "ssim": 0.98, "sharpness": 0.8, "fps": 25.0, "identity": 0.30, "flicker": 1.0}
+MEDIAPIPE_VENV = ROOT / "bench" / ".venv-mediapipe"
+MEDIAPIPE_PYTHON = MEDIAPIPE_VENV / "bin" / "python"
+MEDIAPIPE_PACKAGES = ["mediapipe==0.10.21", "opencv-python-headless"]
 
 
 def child(face: str, speech: str, out: str, result: str) -> None:
@@ -92,13 +114,17 @@ def input_frames(face: Path, count: int) -> list[np.ndarray]:
     """The input frames in the order the output shows them (trimmed or played back and forth)."""
     import cv2
 
-    from voicefake.io.video import ping_pong
-
     if face.suffix.lower() == ".png":
         return [cv2.imread(str(face))] * count
     frames = decode(face)
-    order = list(range(count)) if count <= len(frames) else ping_pong(len(frames), count)
-    return [frames[i] for i in order]
+    return [frames[i] for i in input_order(len(frames), count)]
+
+
+def input_order(frames: int, count: int) -> list[int]:
+    """Which input frame each of `count` output frames shows, from a clip of `frames`."""
+    from voicefake.io.video import ping_pong
+
+    return list(range(count)) if count <= frames else ping_pong(frames, count)
 
 
 def landmarks(frame: np.ndarray) -> np.ndarray | None:
@@ -166,17 +192,20 @@ def add_sharpness(found: dict, gray_out, gray_in, p_in, p_out) -> None:
 
 def compare_frames(outputs, inputs, synced) -> tuple[np.ndarray, np.ndarray, dict]:
     """Mouth opening measured on every output and input frame (NaN without a face), and on synced
-    frames with a face in both: SSIMs (every other frame) and sharpness, as lists by name."""
+    frames with a face in both: SSIMs (every other frame), sharpness and face-descriptor distances
+    (every 5th frame), as lists by name; also the input's landmarks on every frame (None without a face)."""
     import cv2
 
     from voicefake.lipsync.face import mouth_opening
 
     n = len(outputs)
     measured_out, measured_in = np.full(n, np.nan), np.full(n, np.nan)
-    keys = ("ssims", "frame_ssims", "codec_ssims", "sharp_out", "sharp_in", "lips_out", "lips_in")
+    keys = ("ssims", "frame_ssims", "codec_ssims", "sharp_out", "sharp_in", "lips_out", "lips_in", "identity")
     found = {key: [] for key in keys}
+    found["points_in"] = []
     for k in range(n):
         p_out, p_in = landmarks(outputs[k]), landmarks(inputs[k])
+        found["points_in"].append(p_in)
         if p_out is not None:
             measured_out[k] = mouth_opening(p_out)
         if p_in is not None:
@@ -188,7 +217,99 @@ def compare_frames(outputs, inputs, synced) -> tuple[np.ndarray, np.ndarray, dic
         if k % 2 == 0:  # SSIM of the face outside the lower face, every other frame
             add_ssims(found, k, gray_out, gray_in, p_in, p_out, inputs[k])
         add_sharpness(found, gray_out, gray_in, p_in, p_out)
+        if k % 5 == 0:  # identity kept: face-descriptor distance, every 5th frame
+            found["identity"].append(float(np.linalg.norm(descriptor(outputs[k], p_out) - descriptor(inputs[k], p_in))))
     return measured_out, measured_in, found
+
+
+def model_file(name: str) -> str:
+    """A dlib model file shipped in the face_recognition_models package (found, not imported:
+    importing it imports pkg_resources)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("face_recognition_models is not installed: pip install face-recognition-models")
+    return str(Path(list(spec.submodule_search_locations)[0]) / "models" / name)
+
+
+DESCRIBER: list = []
+
+
+def descriptor(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """dlib's 128-d ResNet face descriptor of the face with these 68 landmarks (the points of dlib's
+    68-point shape predictor, shape_predictor_68_face_landmarks.dat, as detect_faces gives them)."""
+    import cv2
+    import dlib
+
+    if not DESCRIBER:
+        DESCRIBER.append(dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat")))
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    box = dlib.rectangle(int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1)))
+    shape = dlib.full_object_detection(box, [dlib.point(int(round(x)), int(round(y))) for x, y in points])
+    rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return np.array(DESCRIBER[0].compute_face_descriptor(rgb, shape))
+
+
+def mouth_flicker(outputs, inputs, synced, points_in) -> tuple[float, float]:
+    """Mean absolute change of the grey mouth box between consecutive synced frames, in the output
+    and in the input: the box around the input's lip landmarks on the later frame, padded by a
+    quarter of its size on every side, the same pixels in both videos."""
+    changes_out, changes_in = [], []
+    for k in range(1, len(outputs)):
+        p = points_in[k]
+        if p is None or not (synced[k] and synced[k - 1]):
+            continue
+        lo, hi = p[48:60].min(axis=0), p[48:60].max(axis=0)
+        pad = 0.25 * (hi - lo)
+        h, w = outputs[k].shape[:2]
+        x0, y0 = np.maximum(np.floor(lo - pad).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(hi + pad).astype(int), (w, h))
+        for frames, changes in ((outputs, changes_out), (inputs, changes_in)):
+            now, before = (grey_box(frames[j], y0, y1, x0, x1) for j in (k, k - 1))
+            changes.append(float(np.abs(now - before).mean()))
+    return mean_or_nan(changes_out), mean_or_nan(changes_in)
+
+
+def grey_box(frame: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float64)
+
+
+def mediapipe_openings(path: Path, count: int) -> np.ndarray | None:
+    """Mouth opening on each of the first `count` frames of `path` by MediaPipe Face Mesh (NaN
+    without a face), by bench/mediapipe_judge.py in its own venv; None without that venv."""
+    if not MEDIAPIPE_PYTHON.exists():
+        return None
+    result = OUT / f"mediapipe_{path.stem}.json"
+    judge = ROOT / "bench" / "mediapipe_judge.py"
+    cmd = [str(MEDIAPIPE_PYTHON), str(judge), str(path), str(result), str(count)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"MediaPipe judge failed on {path.name}:\n{proc.stderr[-2000:]}", flush=True)
+        return None
+    values = json.loads(result.read_text())["opening"]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def mediapipe_sync(face: Path, out: Path, target: np.ndarray, synced: np.ndarray) -> dict:
+    """MediaPipe's sync figures: r at lag 0 and at the best lag on the output (and on the input clip)."""
+    n = len(target)
+    found = dict.fromkeys(("mp_r_lag0", "mp_r", "mp_lag", "mp_no_face", "mp_input_r", "mp_input_lag"))
+    measured = mediapipe_openings(out, n)
+    if measured is None:
+        return found
+    measured = np.concatenate([measured, np.full(n, np.nan)])[:n]  # frames the judge could not read: no face
+    found["mp_r_lag0"] = best_lag(measured, target, synced, lags=[0])[0]
+    found["mp_r"], found["mp_lag"] = best_lag(measured, target, synced)
+    found["mp_no_face"] = int(np.isnan(measured[synced]).sum())
+    if face.suffix.lower() != ".png":  # the input clip, in the order the output shows it
+        source = mediapipe_openings(face, n)
+        if source is not None and len(source):
+            measured_in = source[input_order(len(source), n)]
+            found["mp_input_r"], found["mp_input_lag"] = best_lag(measured_in, target, synced)
+    return found
 
 
 def silent_frame_change(outputs, inputs, target, synced) -> float:
@@ -242,6 +363,7 @@ def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate:
     synced = np.array(data["synced"], dtype=bool)
     measured_out, measured_in, found = compare_frames(outputs, inputs, synced)
     quiver = silent_frame_change(outputs, inputs, target, synced)
+    flicker_out, flicker_in = mouth_flicker(outputs, inputs, synced, found["points_in"])
     everywhere = np.ones(n, dtype=bool)
     r_out, lag_out = best_lag(measured_out, target, synced)
     r_in, lag_in = best_lag(measured_in, target, synced)
@@ -267,6 +389,13 @@ def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate:
         "sharpness": ratio_or_nan(found["sharp_out"], found["sharp_in"]),
         "lip_sharpness": ratio_or_nan(found["lips_out"], found["lips_in"]),
         "silent_frame_change": quiver,
+        **mediapipe_sync(face, out, target, synced),
+        "identity_distance": mean_or_nan(found["identity"]),
+        "identity_distance_max": max(found["identity"], default=float("nan")),
+        "identity_frames": len(found["identity"]),
+        "mouth_flicker_out": flicker_out,
+        "mouth_flicker_in": flicker_in,
+        "mouth_flicker_ratio": flicker_out / flicker_in if flicker_in > 0 else float("nan"),
         "fps": n / data["elapsed"],
         "fps_process": n / data["process_wall"],
         "cpu_s_per_frame": data["cpu"] / n,
@@ -369,14 +498,83 @@ def write_docs_image() -> None:
     DOCS.write_bytes(data.tobytes())
 
 
+def print_table(rows: list[dict]) -> None:
+    columns = [
+        "face", "size", "frames (synced)", "sync r @ lag", "r all frames", "r vs acoustic track", "input r",
+        "MediaPipe r @0 / @ lag", "MediaPipe input r",
+        "SSIM face outside lower face (codec alone)", "SSIM whole frame outside lower face",
+        "sharpness mouth box / lips", "identity distance (max)", "mouth flicker out / in",
+        "fps (whole process)", "CPU s/frame", "peak MB",
+    ]  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for r in rows:
+        still = r["face"] == "portrait"
+        cells = [
+            r["face"], r["size"], f"{r['frames']} ({r['synced']})", f"{r['sync_r']:.2f} @ {r['lag']:+d}",
+            f"{r['sync_r_all_frames']:.2f} @ {r['lag_all_frames']:+d}",
+            f"{r['sync_r_vs_acoustic']:.2f} @ {r['lag_vs_acoustic']:+d}",
+            "n/a (a still)" if still else f"{r['input_r']:.2f} @ {r['input_lag']:+d}",
+            *mediapipe_cells(r, still),
+            f"{r['ssim']:.3f} ({r['ssim_codec_alone']:.3f})", f"{r['ssim_whole_frame']:.3f}",
+            f"{r['sharpness']:.2f}x / {r['lip_sharpness']:.2f}x",
+            f"{r['identity_distance']:.3f} ({r['identity_distance_max']:.3f})",
+            f"{r['mouth_flicker_out']:.2f} (input still: 0)" if still else f"{r['mouth_flicker_ratio']:.2f}x",
+            f"{r['fps']:.1f} ({r['fps_process']:.1f})", f"{r['cpu_s_per_frame']:.3f}", f"{r['peak_mb']:.0f}",
+        ]  # fmt: skip
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    for r in rows:
+        if r["silent_frame_change"] == r["silent_frame_change"]:
+            print(
+                f"{r['face']}: mean change of the mouth box between consecutive silent frames: "
+                f"{r['silent_frame_change']:.2f} grey levels (0 = no quivering)"
+            )
+    print(
+        "mouth flicker: mean |change| of the grey mouth box between consecutive synced frames, output / input; "
+        "on the still portrait the input never changes, so the output's own figure in grey levels"
+    )
+    if any(r["mp_r"] is None for r in rows):
+        print(f"MediaPipe columns skipped: no {MEDIAPIPE_VENV.relative_to(ROOT)}; make it with --setup-mediapipe")
+    print(
+        f"goals: sync r >= {GOALS['sync_r']} with |lag| <= {GOALS['lag']}, SSIM >= {GOALS['ssim']}, "
+        f"sharpness >= {GOALS['sharpness']}x, identity distance <= {GOALS['identity']} (0.6: another person), "
+        f"mouth flicker <= {GOALS['flicker']}x the input's, >= {GOALS['fps']} fps at 640x360 on 2 cores"
+    )
+
+
+def mediapipe_cells(r: dict, still: bool) -> list[str]:
+    if r["mp_r"] is None:
+        return ["skipped (no venv)", "skipped (no venv)"]
+    synced = f"{r['mp_r_lag0']:.2f} / {r['mp_r']:.2f} @ {r['mp_lag']:+d}"
+    if still:
+        return [synced, "n/a (a still)"]
+    if r["mp_input_r"] is None:
+        return [synced, "failed"]
+    return [synced, f"{r['mp_input_r']:.2f} @ {r['mp_input_lag']:+d}"]
+
+
+def setup_mediapipe() -> None:
+    """Make bench/.venv-mediapipe with MediaPipe's pinned numpy and protobuf, apart from the project's."""
+    python = shutil.which("python3.11") or sys.executable
+    print(f"making {MEDIAPIPE_VENV} with {python}", flush=True)
+    subprocess.run([python, "-m", "venv", str(MEDIAPIPE_VENV)], check=True)
+    subprocess.run([str(MEDIAPIPE_PYTHON), "-m", "pip", "install", *MEDIAPIPE_PACKAGES], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="one sentence of speech instead of four")
+    parser.add_argument("--setup-mediapipe", action="store_true", help=f"make {MEDIAPIPE_VENV.name} for the second judge")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.setup_mediapipe:
+        setup_mediapipe()
+        return
+    if not MEDIAPIPE_PYTHON.exists():
+        print(f"no {MEDIAPIPE_VENV}: the MediaPipe sync columns are skipped; make it with --setup-mediapipe", flush=True)
     if not SHARED.is_dir():
         raise SystemExit(f"benchmark data missing: {SHARED}")
     import voicefake
@@ -397,34 +595,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     write_docs_image()
     print()
-    columns = [
-        "face", "size", "frames (synced)", "sync r @ lag", "r all frames", "r vs acoustic track", "input r",
-        "SSIM face outside lower face (codec alone)", "SSIM whole frame outside lower face",
-        "sharpness mouth box / lips", "fps (whole process)", "CPU s/frame", "peak MB",
-    ]  # fmt: skip
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for r in rows:
-        cells = [
-            r["face"], r["size"], f"{r['frames']} ({r['synced']})", f"{r['sync_r']:.2f} @ {r['lag']:+d}",
-            f"{r['sync_r_all_frames']:.2f} @ {r['lag_all_frames']:+d}",
-            f"{r['sync_r_vs_acoustic']:.2f} @ {r['lag_vs_acoustic']:+d}",
-            "n/a (a still)" if r["face"] == "portrait" else f"{r['input_r']:.2f} @ {r['input_lag']:+d}",
-            f"{r['ssim']:.3f} ({r['ssim_codec_alone']:.3f})", f"{r['ssim_whole_frame']:.3f}",
-            f"{r['sharpness']:.2f}x / {r['lip_sharpness']:.2f}x", f"{r['fps']:.1f} ({r['fps_process']:.1f})",
-            f"{r['cpu_s_per_frame']:.3f}", f"{r['peak_mb']:.0f}",
-        ]  # fmt: skip
-        print("| " + " | ".join(str(c) for c in cells) + " |")
-    for r in rows:
-        if r["silent_frame_change"] == r["silent_frame_change"]:
-            print(
-                f"{r['face']}: mean change of the mouth box between consecutive silent frames: "
-                f"{r['silent_frame_change']:.2f} grey levels (0 = no quivering)"
-            )
-    print(
-        f"goals: sync r >= {GOALS['sync_r']} with |lag| <= {GOALS['lag']}, SSIM >= {GOALS['ssim']}, "
-        f"sharpness >= {GOALS['sharpness']}x, >= {GOALS['fps']} fps at 640x360 on 2 cores"
-    )
+    print_table(rows)
     print(f"stills: {OUT}/side_by_side_*.png, {DOCS.relative_to(ROOT)} ({DOCS.stat().st_size // 1024} KB)")
 
 
