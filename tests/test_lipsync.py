@@ -564,3 +564,43 @@ def test_fingers_over_half_the_mouth_stay_in_front_of_the_new_mouth(side):
     lips = slice(int(clear[51, 1]), int(clear[57, 1]))
     free = slice(int(left), int(middle)) if side > 0 else slice(int(middle), int(right))
     assert change[lips, free].mean() > 30  # the other half of the mouth did open
+
+
+def test_the_mouth_bank_shows_the_clips_own_mouth_of_the_nearest_shape():
+    """Video Rewrite: a clip's frames with open mouths (their insides tinted green, to tell them
+    apart) are banked; a target shape picks the banked mouth of that shape, keeps it while the
+    target moves a little (unless the clip's next frame is the one), and a render of the closed
+    face shows that real (green) mouth."""
+    from voicefake.lipsync.bank import MouthBank
+    from voicefake.lipsync.face import MOUTH_INNER
+    from voicefake.lipsync.mouth import MouthInterior, MouthRenderer
+
+    face = draw_face(256)
+    closed = detect_faces(face)[0]
+    painter = MouthRenderer(MouthInterior.procedural(face, closed))
+    bank, clip = MouthBank(), []
+    for k, opening in enumerate([0.0, 0.4, 0.7, 1.0]):
+        frame = painter.render(face, closed, opening, 0.0)
+        points = detect_faces(frame)[0]
+        inside = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(inside, [np.round(points[MOUTH_INNER]).astype(np.int32)], 1)
+        frame[inside > 0] = (frame[inside > 0] * [0.3, 1.0, 0.3]).astype(np.uint8) + [0, 60, 0]
+        bank.consider(frame, points, k)
+        clip.append(points)
+    assert len(bank) == 4
+    assert bank.choose(clip[0], closed) is None  # a closed target: the frame's own mouth, warped
+    for k in (1, 2, 3):
+        bank.last = None
+        assert bank.mouths[bank.choose(clip[k], closed)].frame == k
+    assert bank.mouths[bank.choose(clip[2], closed)].frame == 2  # after 3, a cut back (2 does not follow 3)
+    bank.last = 3
+    between = clip[3] + 0.6 * (clip[2] - clip[3])  # a little nearer 2, not enough to cut back to it: kept
+    assert bank.mouths[bank.choose(between, closed)].frame == 3
+    bank.last = None
+    shown = MouthRenderer(MouthInterior.procedural(face, closed), bank).render(face, closed, 0.7, 0.0)
+    points = detect_faces(shown)[0]
+    inside = np.zeros(face.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(points[MOUTH_INNER]).astype(np.int32)], 1)
+    b, g, r = shown[inside > 0].astype(float).mean(axis=0)
+    assert g > 1.5 * max(b, r)  # the banked mouth's green inside, not the painted one
+    assert mouth_opening(points) > 0.1
