@@ -11,7 +11,6 @@ from a procedural one coloured from the face.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -40,9 +39,6 @@ from voicefake.lipsync.face import (
     to_local,
 )
 from voicefake.lipsync.occlusion import covering_mask
-
-if TYPE_CHECKING:
-    from voicefake.lipsync.bank import MouthBank
 from voicefake.lipsync.visemes import MAX_OPENING
 
 JAW_WEIGHTS = {4: 0.12, 5: 0.35, 6: 0.62, 7: 0.86, 8: 1.0, 9: 0.86, 10: 0.62, 11: 0.35, 12: 0.12}
@@ -573,9 +569,8 @@ class MouthInterior:
 class MouthRenderer:
     """Reshape the mouth of frames to mouth-track values; one per video (it holds the mouth interior)."""
 
-    def __init__(self, interior: MouthInterior, bank: MouthBank | None = None):
+    def __init__(self, interior: MouthInterior):
         self.interior = interior
-        self.bank = bank if bank else None  # an empty bank is no bank
 
     def render(
         self, frame: np.ndarray, points: np.ndarray, opening: float, spread: float, strength: float = 1.0
@@ -594,11 +589,7 @@ class MouthRenderer:
         if float(np.abs(target - points).max()) < 0.25:  # nothing visible to do: keep the pixels exactly
             return frame
         patch, box = warp(frame, points, target)
-        choice = self.bank.choose(target, points) if self.bank is not None else None
-        if choice is None:
-            self.interior.paint(patch, box, target, frame)
-        else:  # the video's own mouth of that shape, fitted to the target
-            self.bank.paste(patch, box, target, choice)
+        self.interior.paint(patch, box, target, frame)
         out = frame.copy()
         x0, y0, x1, y1 = box
         front = covering_mask(frame, points, box)

@@ -49,7 +49,7 @@ def make_renderer(
         return Renderer(neural=Wav2LipRenderer(model, samples, rate, fps))
     from voicefake.lipsync.mouth import MouthRenderer
 
-    return Renderer(classic=MouthRenderer(track.interior, track.bank))
+    return Renderer(classic=MouthRenderer(track.interior))
 
 
 def render_frame(frame: np.ndarray, k: int, track: FaceTrack, plan: MouthPlan, renderer: Renderer) -> np.ndarray:

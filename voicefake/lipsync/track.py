@@ -20,7 +20,6 @@ from voicefake.errors import VoicefakeError
 GLANCE_FACE_PX = 120.0  # face width the detector sees when glancing past the end of the audio
 
 if TYPE_CHECKING:
-    from voicefake.lipsync.bank import MouthBank
     from voicefake.lipsync.mouth import MouthInterior
 
 
@@ -33,7 +32,6 @@ class FaceTrack:
     yaw: np.ndarray  # per frame: 0 frontal, about +-0.5 at three-quarter view, +-1 in profile (0: no face)
     occluded: np.ndarray  # bool per frame: something (a hand) is in front of the mouth
     interior: MouthInterior | None = None  # the MouthInterior to paint open mouths with (None unless harvested)
-    bank: MouthBank | None = None  # the video's own mouths, by shape (None unless harvested from a video)
 
     def __len__(self) -> int:
         return len(self.found)
@@ -70,11 +68,6 @@ class FaceFollower:
         self.occlusion: dict[int, float] = {}  # frame -> occlusion score, where there is a face
         self.interior, self.widest = None, MouthInterior.MIN_OPENING
         self.fallback = None  # a procedural interior, from the first face seen
-        self.bank = None
-        if harvest and not still:
-            from voicefake.lipsync.bank import MouthBank
-
-            self.bank = MouthBank()
         self._nan = np.full((68, 2), np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
@@ -101,8 +94,6 @@ class FaceFollower:
             if self.fallback is None:
                 self.fallback = MouthInterior.procedural(frame, points)
             self.interior, self.widest = _better_interior(frame, points, self.interior, self.widest)
-        if self.bank is not None and _bankable(points, self.occlusion[len(self.raw) - 1]):
-            self.bank.consider(frame, points, len(self.raw) - 1)
 
     def glance(self, frame: np.ndarray) -> None:
         """A frame that will not be shown (past the end of the audio): only a wider open mouth of the
@@ -129,14 +120,7 @@ class FaceFollower:
         yaw = np.array([yaw_ratio(p) if ok else 0.0 for p, ok in zip(landmarks, found)])
         occluded = _occluded(self.occlusion, len(self.raw))
         interior = (self.interior or self.fallback) if self.harvest else None
-        return FaceTrack(landmarks, found, yaw, occluded, interior, self.bank)
-
-
-def _bankable(points: np.ndarray, occlusion: float) -> bool:
-    """A mouth worth banking: a frontal face (a turned one's mouth is foreshortened), nothing in front."""
-    from voicefake.lipsync.face import yaw_ratio
-
-    return abs(yaw_ratio(points)) < 0.2 and occlusion < 0.9
+        return FaceTrack(landmarks, found, yaw, occluded, interior)
 
 
 def _better_interior(frame, points, interior, widest):
