@@ -342,8 +342,8 @@ def _raster(dst: np.ndarray, box: tuple[int, int, int, int], scale: float, only=
 def _displacement(ids: np.ndarray, coef: np.ndarray, box, scale: float) -> np.ndarray:
     """(h, w, 2) displacement source - target, in frame pixels, on the grid of `ids`."""
     x0, y0 = box[:2]
-    gy, gx = np.mgrid[0 : ids.shape[0], 0 : ids.shape[1]].astype(np.float32)
-    xs, ys = (gx + 0.5) / scale - 0.5 + x0, (gy + 0.5) / scale - 0.5 + y0
+    xs = (np.arange(ids.shape[1], dtype=np.float32)[None, :] + 0.5) / scale - 0.5 + x0  # broadcast, not a grid
+    ys = (np.arange(ids.shape[0], dtype=np.float32)[:, None] + 0.5) / scale - 0.5 + y0
     c = coef[ids]  # (h, w, 6): source x = c0 x + c1 y + c2, source y = c3 x + c4 y + c5
     out = np.empty(ids.shape + (2,), np.float32)
     out[..., 0] = c[..., 0] * xs + c[..., 1] * ys + c[..., 2] - xs
@@ -398,8 +398,9 @@ def warp(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.
         on_lips = (lip_ids > 0)[..., None]
         region = disp[lbox[1] - y0 : lbox[3] - y0, lbox[0] - x0 : lbox[2] - x0]
         region[:] = np.where(on_lips, exact, region)
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    patch = cv2.remap(frame, xs + disp[..., 0], ys + disp[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    disp[..., 0] += np.arange(x0, x1, dtype=np.float32)[None, :]  # displacement -> where each pixel comes from
+    disp[..., 1] += np.arange(y0, y1, dtype=np.float32)[:, None]
+    patch = cv2.remap(frame, disp, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     return patch, box
 
 

@@ -98,6 +98,7 @@ def covering_mask(frame: np.ndarray, points: np.ndarray, box: tuple[int, int, in
     in_front = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD))
     if min(in_front.sum(), (~in_front).sum()) < 10:  # too few pixels on a side for its colour model
         return None
+    cv2.setRNGSeed(0)  # GrabCut's colour models start from k-means: the same frame, the same mask
     cv2.grabCut(region, seeds, None, np.zeros((1, 65)), np.zeros((1, 65)), GRABCUT_ROUNDS, cv2.GC_INIT_WITH_MASK)
     front = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.float32)
     front = cv2.dilate(front, np.ones((3, 3), np.uint8))  # the occluder's edge too: it is in front
