@@ -152,6 +152,13 @@ def to_image(q: np.ndarray, frame) -> np.ndarray:
     return (origin + scale * (q[..., :1] * ex + q[..., 1:2] * ey)).astype(np.float32)
 
 
+def contour(local: np.ndarray, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """x (increasing) and y of a lip contour in mouth-frame coordinates, for interpolation along the mouth."""
+    xs, ys = local[indices, 0], local[indices, 1]
+    order = np.argsort(xs, kind="stable")
+    return xs[order], ys[order]
+
+
 def mouth_opening(points: np.ndarray) -> float:
     """Gap between the inner lips at the middle of the mouth, in inter-ocular units (0 = closed)."""
     gaps = [np.hypot(*(points[a] - points[b])) for a, b in ((61, 67), (62, 66), (63, 65))]

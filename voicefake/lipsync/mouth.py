@@ -33,6 +33,7 @@ from voicefake.lipsync.face import (
     UPPER_INNER,
     UPPER_LIP,
     UPPER_OUTER,
+    contour,
     interocular,
     mouth_frame,
     to_image,
@@ -53,13 +54,6 @@ CLOSE_UPPER_SHARE = 0.3  # of an existing gap to close, the part the upper lip c
 CLOSE_PRESS = 1.3  # close 30 % past the landmarks: they sit on the teeth edge, lips are a little beyond
 JAW_FOLLOW = 0.7  # the chin moves this much of the lower lip's motion
 CLOSED_NOISE = 0.012  # inter-ocular units
-
-
-def _chain(local: np.ndarray, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """x (increasing) and y of a lip contour, for interpolation along the mouth."""
-    xs, ys = local[indices, 0], local[indices, 1]
-    order = np.argsort(xs, kind="stable")
-    return xs[order], ys[order]
 
 
 def target_shape(points: np.ndarray, opening: float, spread: float) -> np.ndarray:
@@ -455,8 +449,8 @@ class MouthInterior:
         """Cut the open mouth of `frame` out along its inner lips."""
         geo = mouth_frame(points)
         local = to_local(points, geo)
-        ux, uy = _chain(local, UPPER_INNER)
-        lx, ly = _chain(local, LOWER_INNER)
+        ux, uy = contour(local, UPPER_INNER)
+        lx, ly = contour(local, LOWER_INNER)
         u = np.linspace(0.0, 1.0, cls.COLS)
         x = local[INNER_LEFT, 0] + u * (local[INNER_RIGHT, 0] - local[INNER_LEFT, 0])
         top, bottom = np.interp(x, ux, uy), np.interp(x, lx, ly)
@@ -519,8 +513,8 @@ class MouthInterior:
         poly = target[MOUTH_INNER]
         geo = mouth_frame(target)
         local = to_local(target, geo)
-        ux, uy = _chain(local, UPPER_INNER)
-        lx, ly = _chain(local, LOWER_INNER)
+        ux, uy = contour(local, UPPER_INNER)
+        lx, ly = contour(local, LOWER_INNER)
         xs = np.linspace(local[INNER_LEFT, 0], local[INNER_RIGHT, 0], 9)
         if float(np.max(np.interp(xs, lx, ly) - np.interp(xs, ux, uy))) < 0.004:
             return  # closed

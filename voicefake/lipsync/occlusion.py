@@ -20,6 +20,7 @@ from voicefake.lipsync.face import (
     MOUTH_OUTER,
     MOUTH_RIGHT,
     UPPER_OUTER,
+    contour,
     mouth_frame,
     to_image,
     to_local,
@@ -61,11 +62,6 @@ def _sample_gray(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.remap(gray, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
-def _sorted_contour(local: np.ndarray, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(local[indices, 0], kind="stable")
-    return local[indices, 0][order], local[indices, 1][order]
-
-
 def lip_columns(frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x of each column in mouth-frame units, its lip-edge energy as a share of the mouth's usual).
 
@@ -75,8 +71,8 @@ def lip_columns(frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
     local = to_local(points, geo)
     left, right = local[MOUTH_LEFT, 0], local[MOUTH_RIGHT, 0]
     xs = np.linspace(left + 0.1 * (right - left), right - 0.1 * (right - left), COLUMNS)
-    top = np.interp(xs, *_sorted_contour(local, UPPER_OUTER)) - 0.04
-    bottom = np.interp(xs, *_sorted_contour(local, LOWER_OUTER)) + 0.04
+    top = np.interp(xs, *contour(local, UPPER_OUTER)) - 0.04
+    bottom = np.interp(xs, *contour(local, LOWER_OUTER)) + 0.04
     ys = top + np.linspace(0.0, 1.0, COLUMN_ROWS)[:, None] * (bottom - top)
     column = _sample_gray(frame, to_image(np.stack([np.broadcast_to(xs, ys.shape), ys], axis=-1), geo))
     energy = np.abs(np.diff(column, axis=0)).sum(axis=0)
