@@ -222,17 +222,6 @@ def compare_frames(outputs, inputs, synced) -> tuple[np.ndarray, np.ndarray, dic
     return measured_out, measured_in, found
 
 
-def model_file(name: str) -> str:
-    """A dlib model file shipped in the face_recognition_models package (found, not imported:
-    importing it imports pkg_resources)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("face_recognition_models is not installed: pip install face-recognition-models")
-    return str(Path(list(spec.submodule_search_locations)[0]) / "models" / name)
-
-
 DESCRIBER: list = []
 
 
@@ -241,6 +230,8 @@ def descriptor(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
     68-point shape predictor, shape_predictor_68_face_landmarks.dat, as detect_faces gives them)."""
     import cv2
     import dlib
+
+    from voicefake.lipsync.face import model_file
 
     if not DESCRIBER:
         DESCRIBER.append(dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat")))

@@ -60,7 +60,8 @@ TEMPLATE_68 = np.array(
 # fmt: on
 
 
-def _model_file(name: str) -> str:
+def model_file(name: str) -> str:
+    """Path of a dlib model file shipped in the face-recognition-models package."""
     spec = importlib.util.find_spec("face_recognition_models")  # located, not imported: it imports pkg_resources
     if spec is None or not spec.submodule_search_locations:
         raise VoicefakeError("the face landmark model is not installed: run `pip install face-recognition-models`")
@@ -83,7 +84,7 @@ def _dlib_models():
             except ImportError as error:
                 raise VoicefakeError("dlib is not installed: run `pip install dlib-bin`") from error
             _models["detector"] = dlib.get_frontal_face_detector()
-            _models["predictor"] = dlib.shape_predictor(_model_file("shape_predictor_68_face_landmarks.dat"))
+            _models["predictor"] = dlib.shape_predictor(model_file("shape_predictor_68_face_landmarks.dat"))
             _models["rect"] = dlib.rectangle
     return _models["detector"], _models["predictor"], _models["rect"]
 
