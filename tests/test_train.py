@@ -274,7 +274,8 @@ def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, 
         return {"similarity": 0.5, "score": next(scores)}
 
     path = tmp_path / "checkpoint.pt"
-    state = train.fine_tune(model, utterances, d_vector, path, train.TrainSettings(batch_size=2), seconds=600,
+    settings = train.TrainSettings(batch_size=2, autoencoder_steps=0)
+    state = train.fine_tune(model, utterances, d_vector, path, settings, seconds=600,
                             max_steps=10, validate=validate, validate_every=1, patience=2)
     assert state.step == 4  # two checks without a new best after step 2: early stop
     assert [row[2]["score"] for row in state.history] == [0.5, 0.9, 0.7, 0.6]
@@ -282,6 +283,50 @@ def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, 
     assert torch.load(train.best_weights_path(path), weights_only=True)["step"] == 2
     for name, value in model.state_dict().items():
         assert torch.equal(value, snapshots[2][name]), name
+
+
+@pytest.mark.slow
+def test_a_clone_first_autoencodes_her_mel_then_learns_the_prior_and_resumes_across_the_phases(
+        base, dataset, voice, tmp_path):
+    utterances = train.load_utterances(dataset, voice.phoneme_id_map)
+    settings = train.TrainSettings(batch_size=2, autoencoder_steps=2)
+    model, d_vector = clone.load_base(folder=base)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+
+    def watch(step, losses, state):
+        seen.append((step, set(losses), {k: v.clone() for k, v in model.state_dict().items()}))
+
+    path = tmp_path / "checkpoint.pt"
+    train.fine_tune(model, utterances, d_vector, path, settings, seconds=600, max_steps=2, on_step=watch,
+                    validate=lambda m: {"score": 1.0}, validate_every=1)
+    after_phase_one = seen[-1][2]
+    changed = {k.split(".")[0] for k, v in after_phase_one.items() if not torch.equal(v, start[k])}
+    assert changed == {"posterior_encoder", "waveform_decoder"}  # the encoder and the adapter, nothing else
+    assert seen[0][1] == {"mel", "total"} and train.Checkpoint.load(path, model).history == []  # no check in phase 1
+
+    resumed, _ = clone.load_base(folder=base)
+    state = train.fine_tune(resumed, utterances, d_vector, path, settings, seconds=600, max_steps=4, on_step=watch,
+                            resume=True, validate=lambda m: {"score": 1.0}, validate_every=1)
+    assert {"mel", "kl", "duration"} <= seen[-1][1]  # phase 2: the clone objective
+    assert [row[0] for row in state.history] == [3, 4]
+    assert any(not torch.equal(v, after_phase_one[k]) for k, v in resumed.state_dict().items() if k.startswith("flow."))
+
+
+def test_the_adapter_learns_faster_in_phase_one_and_every_rate_returns_in_phase_two(base):
+    model, _ = clone.load_base(folder=base)
+    settings = train.TrainSettings()
+    optimizer = torch.optim.AdamW(train.parameter_groups(model, settings))
+    adapter = {id(p) for p in model.waveform_decoder.parameters()}
+
+    def rates(step):
+        train.use_phase(optimizer, model, step, settings)
+        return {any(id(p) in adapter for p in g["params"]): g["lr"] for g in optimizer.param_groups}
+
+    assert rates(0)[True] == pytest.approx(settings.autoencoder_adapter_rate_scale * settings.learning_rate)
+    assert rates(settings.autoencoder_steps)[True] == pytest.approx(settings.learning_rate)
+    assert not train.autoencoding(model, settings.autoencoder_steps, settings)
+    assert not train.autoencoding(tiny_model(), 0, settings)  # the own-vocoder path has no phase 1
 
 
 def test_voice_score_is_the_weakest_figure_against_its_goal():
