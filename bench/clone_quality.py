@@ -1,6 +1,7 @@
 """Clone quality: how much a clone sounds like its speaker, how natural and how clear it is.
 
     .venv/bin/python bench/clone_quality.py [--speakers allison_en ivrvoice_ru] [--train-minutes 5] [--minutes 30]
+        [--max-steps N] [--out DIR]
 
 For each speaker of ../shared/data/speech: train on `--train-minutes` of their clips through the
 recipe API, hold out a disjoint set of their clips (>= 3 s) as references, speak 20 fixed
@@ -179,6 +180,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--speakers", nargs="+", default=list(LANGUAGES))
     parser.add_argument("--train-minutes", type=float, default=5.0)
     parser.add_argument("--minutes", type=float, default=30.0, help="training time budget per speaker")
+    parser.add_argument("--max-steps", type=int, help="also stop after this many steps (runs on a shared machine)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "clone"))
     return parser.parse_args()
 
@@ -197,7 +199,8 @@ def main() -> None:
         started = time.monotonic()
         history = []
         path = clone_from_dataset(data, out / name / "voice", minutes=args.minutes, licence=LICENCES[name],
-                                  language=LANGUAGES[name], on_step=progress_reporter(name, history))
+                                  language=LANGUAGES[name], on_step=progress_reporter(name, history),
+                                  max_steps=args.max_steps)
         wall = time.monotonic() - started
         clone = Voice.load(VoiceInfo(name, "cloned", path))
         clone_audio = speak(clone)
