@@ -319,7 +319,8 @@ def _forward(media: FaceMedia, first: int, count: int, convert) -> Iterator[np.n
 
 def _backward(media: FaceMedia, low: int, high: int, convert) -> Iterator[np.ndarray]:
     """Frames high, high-1, ..., low."""
-    per_block = max(1, BLOCK_BYTES // max(1, media.width * media.height * 3))
+    frame_bytes = media.width * media.height * (3 if convert is to_bgr else 1.5)  # to_yuv: 4:2:0, half of BGR
+    per_block = max(1, int(BLOCK_BYTES // max(1, frame_bytes)))  # fewer blocks, fewer decodes from a keyframe
     top = high
     while top >= low:
         bottom = max(low, top - per_block + 1)
