@@ -539,6 +539,37 @@ def test_a_1080p_video_is_lip_synced_at_full_size_and_marked(tmp_path):
     assert np.abs(frames[len(frames) // 2][away].astype(float) - canvas[away]).mean() < 3
 
 
+@pytest.mark.slow
+def test_a_1080p_video_stays_4_2_0_and_comes_out_as_the_bgr_path_would(tmp_path, monkeypatch):
+    """The fast path of a plain 4:2:0 video: no whole frame is ever converted to BGR (tracking runs on
+    a shrunk copy, the mouth and the label on crops, the mark on the luma), and the picture is what
+    the frame-by-frame BGR path (which a FRAME_FILTER forces) makes of it, within the codec's noise."""
+    from voicefake.io import video
+    from voicefake.lipsync import pipeline
+
+    canvas = np.full((1080, 1920, 3), 70, np.uint8)
+    canvas[380:700, 800:1120] = draw_face(320)
+    audio, pattern = open_close_audio(cycles=1, half=0.5)
+    source = tmp_path / "hd.mp4"
+    make_video(source, [canvas] * len(pattern), Fraction(25))
+    with monkeypatch.context() as patch:
+        patch.setattr(video, "to_bgr", lambda frame: pytest.fail("a whole frame was converted to BGR"))
+        lipsync(source, (audio, RATE), tmp_path / "fast.mp4", progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "FRAME_FILTERS", [lambda frame, index, fps: frame])
+        lipsync(source, (audio, RATE), tmp_path / "bgr.mp4", progress=False)
+    fast, bgr = read_video(tmp_path / "fast.mp4")[0], read_video(tmp_path / "bgr.mp4")[0]
+    assert len(fast) == len(bgr) == len(pattern)
+    face = (slice(380, 700), slice(800, 1120))
+    measured = openings([frame[face] for frame in fast])
+    assert np.corrcoef(measured, pattern)[0, 1] > 0.8
+    assert np.abs(measured - openings([frame[face] for frame in bgr])).max() < 0.05  # dlib's own noise
+    for a, b in zip(fast[::6], bgr[::6]):
+        diff = np.abs(a.astype(float) - b)
+        assert diff.mean() < 1.0 and diff[face].mean() < 2.0, (diff.mean(), diff[face].mean())
+        assert diff[980:1060, 1600:].mean() < 3  # the label, drawn on its crop, is the same label
+
+
 @pytest.mark.parametrize("side", [-1, 1])
 def test_fingers_over_half_the_mouth_stay_in_front_of_the_new_mouth(side):
     """Per-pixel occlusion: skin-coloured fingers over one half of the mouth come out as they went in

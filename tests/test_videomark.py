@@ -74,3 +74,21 @@ def test_a_single_frame_and_grey_frames_work(marked):
     assert videomark.embed_frame(grey, PAYLOAD).shape == grey.shape
     assert videomark.detect_frames([videomark.embed_frame(grey, PAYLOAD)]).found
     assert not videomark.detect_frames([]).found
+
+
+@pytest.mark.parametrize("crf", [14, 28])
+def test_the_mark_written_into_the_luma_plane_is_the_same_mark(marked, crf):
+    """embed_luma (lip-sync's 4:2:0 path) changes the luma as embed_frame's BGR change would, and
+    its payload is read back after H.264."""
+    frames, via_bgr = marked
+    height = frames[0].shape[0]
+    luma = [cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420) for f in frames]
+    for data in luma:
+        data[:height] = videomark.embed_luma(data[:height], PAYLOAD)
+    found = videomark.detect_frames(reencode([cv2.cvtColor(d, cv2.COLOR_YUV2BGR_I420) for d in luma], crf))
+    assert found.found and found.payload == PAYLOAD, found
+    plain = cv2.cvtColor(frames[0], cv2.COLOR_BGR2YUV_I420)[:height].astype(float)
+    direct = luma[0][:height] - plain
+    expected = cv2.cvtColor(via_bgr[0], cv2.COLOR_BGR2YUV_I420)[:height] - plain
+    assert np.corrcoef(direct.ravel(), expected.ravel())[0, 1] > 0.8
+    assert abs(np.abs(direct).mean() - np.abs(expected).mean()) < 0.2 * np.abs(expected).mean()

@@ -19,6 +19,7 @@ import numpy as np
 
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import atomic_output, check_writable, output_error
+from voicefake.io.yuv import Yuv420
 from voicefake.provenance import manifest as provenance
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -39,6 +40,7 @@ class FaceMedia:
     fps: Fraction
     frames: int
     rotation: int = 0  # degrees counter-clockwise the frames must be turned to display upright
+    plain: bool = False  # even-sized BT.601 limited-range 4:2:0 (or a photo of even sides): to_yuv costs nothing
     pts: list = field(default_factory=list)  # presentation time of each frame, for seeking
 
     @property
@@ -58,7 +60,7 @@ def open_face_media(path: str | os.PathLike) -> FaceMedia:
     if image is not None:
         h, w = image.shape[:2]
         _check_size(path, w, h)
-        return FaceMedia(path, True, w, h, STILL_FPS, 1)
+        return FaceMedia(path, True, w, h, STILL_FPS, 1, plain=w % 2 == 0 and h % 2 == 0)
     import av
 
     try:
@@ -74,9 +76,10 @@ def open_face_media(path: str | os.PathLike) -> FaceMedia:
             frames = stream.frames  # from the header; some containers (webm, mkv) leave it 0
             if not frames and stream.duration and stream.time_base:
                 frames = int(round(float(stream.duration * stream.time_base * fps)))
-            rotation = 0
+            rotation, plain = 0, False
             for frame in container.decode(stream):  # one frame: proves it decodes, tells the rotation
                 rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+                plain = _plain_i420(frame)
                 break
             else:
                 raise VoicefakeError(f"{path} has a video stream with no frames")
@@ -90,7 +93,8 @@ def open_face_media(path: str | os.PathLike) -> FaceMedia:
     _check_size(path, w, h)
     if fps <= 0 or fps > 240:
         fps = Fraction(25)
-    return FaceMedia(path, False, w, h, Fraction(fps).limit_denominator(100000), int(frames or 0), rotation)
+    fps = Fraction(fps).limit_denominator(100000)
+    return FaceMedia(path, False, w, h, fps, int(frames or 0), rotation, plain=plain and rotation % 90 == 0)
 
 
 def _is_cover_art(stream) -> bool:
@@ -115,7 +119,9 @@ def _check_size(path: Path, w: int, h: int) -> None:
         )
 
 
-def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+def _upright(image, rotation: int):
+    if isinstance(image, Yuv420):
+        return image.rotated(rotation // 90)
     if rotation == 90:
         return np.ascontiguousarray(np.rot90(image, 1))
     if rotation == 180:
@@ -125,31 +131,69 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return image
 
 
+def _plain_i420(frame) -> bool:
+    """Even-sized limited-range 4:2:0, BT.601 or untagged: what OpenCV converts, both ways, exactly."""
+    return (
+        frame.format.name == "yuv420p"
+        and frame.width % 2 == 0
+        and frame.height % 2 == 0
+        and frame.color_range != 2
+        and frame.colorspace in (0, 2, 5, 6)
+    )
+
+
 def to_bgr(frame) -> np.ndarray:
     """A decoded frame as BGR uint8. Plain limited-range 4:2:0 (nearly every video) is converted by
     OpenCV, exactly the inverse of how VideoWriter encodes (FFmpeg's default converter is off by
     1-4 levels each way, enough to show as a colour shift after a round trip)."""
     import cv2
 
-    if (
-        frame.format.name == "yuv420p"
-        and frame.width % 2 == 0
-        and frame.height % 2 == 0
-        and frame.color_range != 2
-        and frame.colorspace in (0, 2, 5, 6)
-    ):  # BT.601 or untagged
+    if _plain_i420(frame):
         return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
     if frame.colorspace == 1:  # BT.709 (HD): tell FFmpeg, which assumes BT.601 otherwise
         return frame.reformat(format="bgr24", src_colorspace="ITU709", dst_colorspace="ITU601").to_ndarray()
     return frame.to_ndarray(format="bgr24")
 
 
-def iter_frames(media: FaceMedia, record: bool = False) -> Iterator[np.ndarray]:
-    """Every frame in display order (a photo: once). `record` notes each frame's timestamp and the count."""
+def to_yuv(frame) -> Yuv420:
+    """A decoded frame as I420 (BT.601, limited range): as decoded where it is plain, no conversion."""
+    if _plain_i420(frame):
+        return Yuv420(frame.to_ndarray(format="yuv420p"))
+    return Yuv420.from_bgr(to_bgr(frame))
+
+
+def shrinker(media: FaceMedia, side: int):
+    """A converter of decoded frames to BGR, shrunk (INTER_AREA, by a whole factor) to fit `side`: the full-size
+    frame is never converted; and the factor (x, y) from the shrunk, upright frame back to full size."""
+    import cv2
+
+    # by a whole factor: OpenCV's INTER_AREA is several times faster then, and as good
+    scale = 1.0 if media.still else 1.0 / -(-max(media.width, media.height) // side)
+    width, height = max(2, round(media.width * scale / 2) * 2), max(2, round(media.height * scale / 2) * 2)
+    factor = (media.width / width, media.height / height)
+    if media.rotation in (90, 270):
+        width, height = height, width  # the frames as stored, before they are turned upright
+
+    def shrink(frame) -> np.ndarray:
+        if scale == 1.0:
+            return to_bgr(frame)
+        if not _plain_i420(frame):
+            return cv2.resize(to_bgr(frame), (width, height), interpolation=cv2.INTER_AREA)
+        planes = zip(Yuv420(frame.to_ndarray(format="yuv420p")).planes(), (1, 2, 2))
+        small = [cv2.resize(p, (width // s, height // s), interpolation=cv2.INTER_AREA) for p, s in planes]
+        return Yuv420.from_planes(*small).to_bgr()
+
+    return shrink, factor
+
+
+def iter_frames(media: FaceMedia, record: bool = False, convert=to_bgr) -> Iterator:
+    """Every frame in display order (a photo: once), each made by `convert` (to_bgr, to_yuv, a
+    shrinker) and turned upright. `record` notes each frame's timestamp and the count."""
     import cv2
 
     if media.still:
-        yield cv2.imread(str(media.path), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(media.path), cv2.IMREAD_COLOR)
+        yield Yuv420.from_bgr(image) if convert is to_yuv else image
         return
     import av
 
@@ -163,12 +207,12 @@ def iter_frames(media: FaceMedia, record: bool = False) -> Iterator[np.ndarray]:
             if record:
                 media.pts.append(frame.pts)
             count += 1
-            yield _upright(to_bgr(frame), media.rotation)
+            yield _upright(convert(frame), media.rotation)
     if record:
         media.frames = count
 
 
-def sample_frames(media: FaceMedia, count: int, after: float = 0.0) -> Iterator[np.ndarray]:
+def sample_frames(media: FaceMedia, count: int, after: float = 0.0, convert=to_bgr) -> Iterator:
     """About `count` frames spread evenly over the video from `after` seconds on, each found by a
     seek to the keyframe before its time: a cheap look at parts of a video not decoded in full."""
     import av
@@ -190,11 +234,12 @@ def sample_frames(media: FaceMedia, count: int, after: float = 0.0) -> Iterator[
             except (av.error.FFmpegError, StopIteration):
                 continue
             if frame is not None:
-                yield _upright(to_bgr(frame), media.rotation)
+                yield _upright(convert(frame), media.rotation)
 
 
-def frames_in_order(media: FaceMedia, order: Sequence[int]) -> Iterator[np.ndarray]:
-    """Frames at the given indices, e.g. a ping-pong 0..N-1, N-2..0, 1.. sequence.
+def frames_in_order(media: FaceMedia, order: Sequence[int], convert=to_bgr) -> Iterator:
+    """Frames at the given indices, e.g. a ping-pong 0..N-1, N-2..0, 1.. sequence, each made by
+    `convert` (to_bgr or to_yuv; the same object may come more than once: do not change it).
 
     Forward runs stream; backward runs are decoded in blocks of at most BLOCK_BYTES, from the
     keyframe before each block, and played in reverse: memory stays bounded whatever the length.
@@ -203,6 +248,7 @@ def frames_in_order(media: FaceMedia, order: Sequence[int]) -> Iterator[np.ndarr
 
     if media.still:
         image = cv2.imread(str(media.path), cv2.IMREAD_COLOR)
+        image = Yuv420.from_bgr(image) if convert is to_yuv else image
         for _ in order:
             yield image
         return
@@ -214,13 +260,13 @@ def frames_in_order(media: FaceMedia, order: Sequence[int]) -> Iterator[np.ndarr
             end += 1
         run = order[k:end]
         if step == 1:
-            yield from _forward(media, run[0], len(run))
+            yield from _forward(media, run[0], len(run), convert)
         else:
-            yield from _backward(media, run[-1], run[0])
+            yield from _backward(media, run[-1], run[0], convert)
         k = end
 
 
-def _seek_decode(media: FaceMedia, first: int) -> Iterator[tuple[int, np.ndarray]]:
+def _seek_decode(media: FaceMedia, first: int, convert=to_bgr) -> Iterator[tuple[int, np.ndarray]]:
     """(index, frame) from frame `first` on, seeking to the keyframe before it when timestamps allow."""
     import av
 
@@ -238,15 +284,15 @@ def _seek_decode(media: FaceMedia, first: int) -> Iterator[tuple[int, np.ndarray
                     continue
                 index = index_of[frame.pts]
                 if index > first:  # the seek overshot (an odd container): decode from the start
-                    yield from _seek_decode_from_start(media, first)
+                    yield from _seek_decode_from_start(media, first, convert)
                     return
                 index_of = {}
             if index >= first:
-                yield index, _upright(to_bgr(frame), media.rotation)
+                yield index, _upright(convert(frame), media.rotation)
             index += 1
 
 
-def _seek_decode_from_start(media: FaceMedia, first: int) -> Iterator[tuple[int, np.ndarray]]:
+def _seek_decode_from_start(media: FaceMedia, first: int, convert) -> Iterator[tuple[int, np.ndarray]]:
     import av
 
     with av.open(str(media.path)) as container:
@@ -254,13 +300,13 @@ def _seek_decode_from_start(media: FaceMedia, first: int) -> Iterator[tuple[int,
         stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):
             if index >= first:
-                yield index, _upright(to_bgr(frame), media.rotation)
+                yield index, _upright(convert(frame), media.rotation)
 
 
-def _forward(media: FaceMedia, first: int, count: int) -> Iterator[np.ndarray]:
+def _forward(media: FaceMedia, first: int, count: int, convert) -> Iterator[np.ndarray]:
     produced = 0
     last = None
-    for _, frame in _seek_decode(media, first):
+    for _, frame in _seek_decode(media, first, convert):
         last = frame
         yield frame
         produced += 1
@@ -271,14 +317,15 @@ def _forward(media: FaceMedia, first: int, count: int) -> Iterator[np.ndarray]:
         produced += 1
 
 
-def _backward(media: FaceMedia, low: int, high: int) -> Iterator[np.ndarray]:
+def _backward(media: FaceMedia, low: int, high: int, convert) -> Iterator[np.ndarray]:
     """Frames high, high-1, ..., low."""
-    per_block = max(1, BLOCK_BYTES // max(1, media.width * media.height * 3))
+    frame_bytes = media.width * media.height * (3 if convert is to_bgr else 1.5)  # to_yuv: 4:2:0, half of BGR
+    per_block = max(1, int(BLOCK_BYTES // max(1, frame_bytes)))  # fewer blocks, fewer decodes from a keyframe
     top = high
     while top >= low:
         bottom = max(low, top - per_block + 1)
         block = []
-        for index, frame in _seek_decode(media, bottom):
+        for index, frame in _seek_decode(media, bottom, convert):
             block.append(frame)
             if index >= top:
                 break
@@ -351,11 +398,16 @@ def check_video_output(path: str | os.PathLike) -> Path:
 class VideoWriter:
     """H.264 (yuv420p) + AAC mp4 that appears at `path` only when closed without error.
 
-    Frames and audio are interleaved as they come; `quality` is x264's CRF (lower is better).
+    Frames and audio are interleaved as they come; `quality` is x264's CRF (lower is better); `preset`
+    x264's, by default the one PRESETS gives for the frame size.
     Before the rename the file is tagged as AI-generated and gets a signed C2PA manifest (provenance.py).
     """
 
     AUDIO_RATE = 48000
+    # x264's preset by frame size (pixels up to): past 720p the encoder is most of a lip-sync's time.
+    # At CRF 14 the faster presets keep the picture (luma PSNR to the frames they were given 51-55 dB,
+    # as veryfast) and pay in size: superfast about 1.8x veryfast's at 1080p, ultrafast about 3.2x at 4K.
+    PRESETS = ((1280 * 720, "veryfast"), (1920 * 1080, "superfast"), (MAX_SIDE * MAX_SIDE, "ultrafast"))
 
     def __init__(
         self,
@@ -366,7 +418,7 @@ class VideoWriter:
         audio: np.ndarray,
         sample_rate: int,
         quality: int = 14,
-        preset: str = "veryfast",
+        preset: str | None = None,
         *,
         voice: str | None = None,
     ):
@@ -374,7 +426,8 @@ class VideoWriter:
         self.voice = voice  # recorded in the tags and the C2PA manifest when given
         self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
         self.fps = Fraction(fps)
-        self.quality, self.preset = quality, preset
+        self.quality = quality
+        self.preset = preset or next(name for pixels, name in self.PRESETS if self.width * self.height <= pixels)
         import soxr
 
         audio = np.asarray(audio, dtype=np.float32)
@@ -415,8 +468,8 @@ class VideoWriter:
             raise
         return self
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one BGR uint8 frame (of the size given at creation).
+    def write(self, frame: np.ndarray | Yuv420) -> None:
+        """Append one BGR uint8 frame, or a Yuv420 one (of the size given at creation; it is encoded as it is).
 
         Encoding runs on a worker thread (FFmpeg works without the GIL), so the caller can render the
         next frame meanwhile; at most a few frames wait in between.
@@ -442,15 +495,17 @@ class VideoWriter:
             except Exception as error:  # reported to the writing thread on its next call
                 self._error = output_error(self.path, error)
 
-    def _encode(self, frame: np.ndarray, index: int) -> None:
+    def _encode(self, frame: np.ndarray | Yuv420, index: int) -> None:
         import av
         import cv2
 
-        if frame.shape[1] != self.width or frame.shape[0] != self.height:
-            frame = np.pad(
-                frame, ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0)), mode="edge"
-            )
-        out = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        if not isinstance(frame, Yuv420):
+            if frame.shape[1] != self.width or frame.shape[0] != self.height:
+                frame = np.pad(
+                    frame, ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0)), mode="edge"
+                )
+            frame = Yuv420(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420))
+        out = av.VideoFrame.from_ndarray(frame.data, format="yuv420p")
         out.pts = index
         for packet in self._video.encode(out):
             self._container.mux(packet)

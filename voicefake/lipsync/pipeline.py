@@ -27,11 +27,12 @@ import numpy as np
 from voicefake.config import DEFAULT_VOICE, pretrained_dirs
 from voicefake.errors import VoicefakeError
 from voicefake.lipsync.plan import MouthPlan, plan_mouth
-from voicefake.lipsync.render import make_renderer, render_frame
+from voicefake.lipsync.render import make_renderer, render_frame, render_region
 from voicefake.lipsync.track import FaceFollower, FaceTrack
 
 ENGINES = ("auto", "classic", "wav2lip")
 LABEL_TEXT = "AI-generated"
+TRACK_SIDE = 1280  # a larger video is followed on a copy shrunk to fit this; the landmarks are scaled back
 
 # Every output frame passes through these, in order, after the visible label and the invisible
 # watermark, in finalize_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
@@ -81,28 +82,31 @@ class LipsyncReport:
         return "; ".join(parts)
 
 
-def draw_label(frame: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
-    """The visible disclosure: `text` in the bottom-right corner, on a translucent dark box, in place."""
+def label_layout(height: int, width: int, text: str = LABEL_TEXT) -> tuple[tuple[int, int, int, int], tuple, float, int]:
+    """Where the label goes on a picture of this size: its box (x0, y0, x1, y1), the text's origin,
+    font scale and thickness. The text lies inside the box."""
     import cv2
 
-    h, w = frame.shape[:2]
-    scale = max(0.35, min(h, w) / 900.0)
+    scale = max(0.35, min(height, width) / 900.0)
     thickness = max(1, int(round(scale * 2)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     pad = max(3, int(round(th * 0.45)))
-    x1, y1 = w - pad * 2, h - pad * 2
+    x1, y1 = width - pad * 2, height - pad * 2
     x0, y0 = max(0, x1 - tw - 2 * pad), max(0, y1 - th - base - 2 * pad)
-    box = frame[y0:y1, x0:x1]
+    return (x0, y0, x1, y1), (x0 + pad, y1 - pad - base // 2), scale, thickness
+
+
+def draw_label(frame: np.ndarray, text: str = LABEL_TEXT, picture=None, origin=(0, 0)) -> np.ndarray:
+    """The visible disclosure: `text` in the bottom-right corner, on a translucent dark box, in place.
+    `frame` may be the part at `origin` (x, y) of a larger picture of size `picture` (height, width)."""
+    import cv2
+
+    (x0, y0, x1, y1), (tx, ty), scale, thickness = label_layout(*(picture or frame.shape[:2]), text)
+    ox, oy = origin
+    box = frame[max(0, y0 - oy) : y1 - oy, max(0, x0 - ox) : x1 - ox]
     box[:] = (box.astype(np.float32) * 0.45).astype(np.uint8)
     cv2.putText(
-        frame,
-        text,
-        (x0 + pad, y1 - pad - base // 2),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        thickness,
-        cv2.LINE_AA,
+        frame, text, (tx - ox, ty - oy), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA
     )
     return frame
 
@@ -114,6 +118,38 @@ def finalize_frame(frame: np.ndarray, index: int, fps: float, mark, label: bool 
     for apply in FRAME_FILTERS:
         frame = apply(frame, index, fps)
     return frame
+
+
+def finalize_yuv(frame, index: int, render, region, mark, label: bool = True):
+    """render + finalize_frame (without FRAME_FILTERS) for a Yuv420 `frame`, converting only what
+    changes: the mouth and the label are drawn on BGR crops, the watermark goes into the luma plane.
+    A new Yuv420; `frame` is left as it was."""
+    out = frame.copy()
+    render_yuv(out, index, render, region)
+    if label:
+        label_yuv(out)
+    out.y[:] = mark.mark_luma(out.y)
+    return out
+
+
+def render_yuv(frame, index: int, render, region) -> None:
+    """Reshape the mouth of a Yuv420 `frame`, in place: `render(bgr, index, origin=...)` (render_frame)
+    on the BGR crop of `region(index)` (render_region; None: nothing to render)."""
+    from voicefake.io.yuv import edit_region
+
+    box = region(index)
+    if box is not None:
+        edit_region(frame, box, lambda crop, origin: render(crop, index, origin=origin))
+
+
+def label_yuv(frame) -> None:
+    """draw_label on a Yuv420 `frame`, in place, converting only the label's box."""
+    from voicefake.io.yuv import edit_region
+
+    picture = (frame.height, frame.width)
+    x0, y0, x1, y1 = label_layout(*picture)[0]
+    draw = partial(draw_label, picture=picture)
+    edit_region(frame, (x0 - 2, y0 - 2, x1 + 2, y1 + 2), lambda crop, origin: draw(crop.copy(), origin=origin))
 
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
@@ -241,8 +277,11 @@ def lipsync(
     plan = plan_mouth(track, samples, rate, fps, n_out, timings)
     renderer = make_renderer(engine, track, model=model, samples=samples, rate=rate, fps=fps)
     render = partial(render_frame, track=track, plan=plan, renderer=renderer)
+    region = partial(render_region, track=track, plan=plan)
     soundtrack = (samples, rate, payload)
-    writer = _write(out, face, media, plan.order, render, soundtrack, label=label, quality=quality, progress=progress)
+    writer = _write(
+        out, face, media, plan.order, (render, region), soundtrack, label=label, quality=quality, progress=progress
+    )
     return _report(out, engine, writer, duration, track, plan, renderer, started)
 
 
@@ -253,13 +292,14 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
     """Pass 1: follow the face through the video, as far as the output will go (`n_out` frames)."""
     from tqdm import tqdm
 
-    from voicefake.io.video import iter_frames, prefetch, sample_frames
+    from voicefake.io.video import iter_frames, prefetch, sample_frames, shrinker
 
+    shrink, factor = shrinker(media, TRACK_SIDE)  # followed on a smaller copy: cheap at any size
     follower = FaceFollower(face_index, still=media.still, harvest=harvest)
     bar = tqdm(
         total=min(media.frames or n_out, n_out), desc="tracking face", unit="frame", disable=not progress, leave=False
     )
-    for frame in prefetch(iter_frames(media, record=True)):
+    for frame in prefetch(iter_frames(media, record=True, convert=shrink)):
         if len(follower) == n_out:  # the audio is shorter than the video: the rest is never shown
             media.frames = n_out
             break
@@ -268,7 +308,7 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
     bar.close()
     if harvest and not media.still and len(follower) == n_out and follower.tracker.last_center is not None:
         # The audio ends before the video: glance at the rest of it too for a wide-open mouth.
-        for frame in sample_frames(media, 12, after=n_out / float(media.fps)):
+        for frame in sample_frames(media, 12, after=n_out / float(media.fps), convert=shrink):
             follower.glance(frame)
     if len(follower) == 0:
         raise VoicefakeError(f"{face} has no frames that can be decoded")
@@ -282,27 +322,37 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
             f"no face found in {face}: use a photo or video where a face is clearly visible, "
             "roughly frontal and at least 80 pixels wide"
         )
-    return follower.finish(float(media.fps))
+    return follower.finish(float(media.fps)).scaled(factor)
 
 
 def _write(out: Path, face, media, order: list[int], render, soundtrack, *, label: bool, quality: int, progress: bool):
     """Pass 2: the input frames in `order`, each through `render(frame, k)` and finalize_frame (label,
     watermark, FRAME_FILTERS), encoded with the soundtrack (samples, rate, watermark payload).
+    `render` is (render, region): render_frame and render_region for this job.
     The VideoWriter, closed: its file is complete."""
     from tqdm import tqdm
 
-    from voicefake.io.video import VideoWriter, frames_in_order, prefetch
+    from voicefake.io.video import VideoWriter, frames_in_order, prefetch, to_bgr, to_yuv
     from voicefake.provenance.videomark import FrameMarker
 
     samples, rate, payload = soundtrack
     fps, n_out = float(media.fps), len(order)
     mark = FrameMarker(payload)  # the frames carry the soundtrack's payload
+    render, region = render
+    # Plain 4:2:0 stays 4:2:0: only the mouth and the label are converted (at 4K, most of the work saved)
+    as_yuv = media.plain and not FRAME_FILTERS
+
+    def finish(frame, k: int):
+        if as_yuv:
+            return finalize_yuv(frame, k, render, region, mark, label)
+        return finalize_frame(render(frame, k), k, fps, mark, label)
+
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
-        frames = prefetch(frames_in_order(media, order))
+        frames = prefetch(frames_in_order(media, order, convert=to_yuv if as_yuv else to_bgr))
         for k, frame in enumerate(
             tqdm(frames, total=n_out, desc="lip-syncing", unit="frame", disable=not progress, leave=False)
         ):
-            writer.write(finalize_frame(render(frame, k), k, fps, mark, label))
+            writer.write(finish(frame, k))
             if k + 1 == n_out:
                 break
         if writer.frames < n_out:

@@ -2,6 +2,7 @@
 
     renderer = make_renderer("classic", track)  # or "wav2lip", with a loaded model and the audio
     new = render_frame(frame, k, track, plan, renderer)
+    box = render_region(k, track, plan)  # all that render_frame may change, or None
 """
 
 from __future__ import annotations
@@ -52,13 +53,35 @@ def make_renderer(
     return Renderer(classic=MouthRenderer(track.interior))
 
 
-def render_frame(frame: np.ndarray, k: int, track: FaceTrack, plan: MouthPlan, renderer: Renderer) -> np.ndarray:
+REGION_MARGIN = 0.6  # inter-ocular distances around the face and the warp's ring: the jaw drops less
+
+
+def render_region(k: int, track: FaceTrack, plan: MouthPlan) -> tuple[int, int, int, int] | None:
+    """A box (x0, y0, x1, y1) around every pixel render_frame may change in output frame `k` (the
+    face, Wav2Lip's box above the brows, the classic warp's ring below the chin), or None for none."""
+    from voicefake.lipsync.face import JAW, MOUTH_LEFT, MOUTH_RIGHT, interocular
+    from voicefake.lipsync.mouth import RING_SCALE
+
+    if not float(plan.strength[k]) > 0:
+        return None
+    points = track.landmarks[plan.order[k]]
+    centre = (points[MOUTH_LEFT] + points[MOUTH_RIGHT]) / 2
+    reach = np.concatenate([points, centre + RING_SCALE.max() * (points[JAW] - centre)])
+    margin = REGION_MARGIN * interocular(points) + 4
+    (x0, y0), (x1, y1) = np.floor(reach.min(axis=0) - margin), np.ceil(reach.max(axis=0) + margin)
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def render_frame(
+    frame: np.ndarray, k: int, track: FaceTrack, plan: MouthPlan, renderer: Renderer, origin=(0, 0)
+) -> np.ndarray:
     """Output frame `k`: `frame` (the input frame the plan shows there) with its mouth reshaped, or
-    `frame` itself where the plan leaves it alone (no face, mouth covered, face turned away)."""
+    `frame` itself where the plan leaves it alone (no face, mouth covered, face turned away).
+    `frame` may be the part of it at `origin` (x, y) that holds render_region."""
     strength = float(plan.strength[k])
     if not strength > 0:
         return frame
-    points = track.landmarks[plan.order[k]]
+    points = track.landmarks[plan.order[k]] - np.asarray(origin, dtype=np.float32)
     if renderer.neural is not None:
         return renderer.neural.render(frame, points, k, strength)
     return renderer.classic.render(frame, points, float(plan.opening[k]), float(plan.spread[k]), strength)

@@ -36,6 +36,13 @@ class FaceTrack:
     def __len__(self) -> int:
         return len(self.found)
 
+    def scaled(self, factor: tuple[float, float]) -> FaceTrack:
+        """The track of the same video at a size `factor` (x, y) times this one's (pixel centres kept)."""
+        if factor == (1.0, 1.0):
+            return self
+        landmarks = (self.landmarks + 0.5) * np.asarray(factor, dtype=np.float32) - 0.5
+        return FaceTrack(landmarks, self.found, self.yaw, self.occluded, self.interior)
+
 
 def track_face(
     frames: Iterable[np.ndarray],

@@ -11,6 +11,7 @@ presence cells (a z-score) and decodes the same convolutional code + CRC as the 
 
     mark = FrameMarker(payload)              # one per video
     marked = mark(frame)                     # BGR uint8 in, BGR uint8 out
+    marked_y = mark.mark_luma(y)             # or a 4:2:0 frame's luma plane (limited range)
     detect_frames(frames) -> watermark.Detection
 """
 
@@ -39,6 +40,7 @@ MAX_WRONG_BITS = 10  # of 124 coded bits: beyond this the payload would not deco
 MIN_AGREEMENT = 0.6  # decoded codeword vs observations, below which a CRC match is not trusted
 FIELD_WIDTH = 1280  # wider frames get their field made at this width, then stretched
 MAX_FRAMES = 250  # frames the detector reads (10 s at 25 fps): more adds evidence, not certainty
+LIMITED = 219 / 255  # levels of limited-range luma (16..235, as encoded) per level of full-range grey
 
 _N_CODED = watermark._N_CODED  # 124 coded bits
 _rng = watermark._keyed_rng("video-cells")
@@ -57,6 +59,16 @@ def _canvas(frame: np.ndarray) -> np.ndarray:
     """The frame's luma shrunk to the detector's CANVAS x CANVAS (float32)."""
     luma = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     return cv2.resize(luma.astype(np.float32), (CANVAS, CANVAS), interpolation=cv2.INTER_AREA)
+
+
+def _luma_canvas(luma: np.ndarray) -> np.ndarray:
+    """`_canvas` of a frame given as its limited-range luma plane (shrunk as uint8: at 4K a float
+    copy costs more than the rest of the mark; the rounding is far below what a cell carries)."""
+    height, width = luma.shape
+    if width >= 2 * CANVAS or height >= 2 * CANVAS:  # by whole factors first: OpenCV does those fast
+        luma = cv2.resize(luma, (width // (width // CANVAS), height // (height // CANVAS)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(luma, (CANVAS, CANVAS), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return (small - 16.0) / LIMITED
 
 
 def _cells(canvas: np.ndarray) -> np.ndarray:
@@ -124,23 +136,36 @@ def embed_frame(frame: np.ndarray, payload: Payload, presence_only: bool | None 
     choice (FrameMarker makes it once per video); None decides from this frame.
     """
     height, width = frame.shape[:2]
-    canvas, gain = _canvas(frame), _gain(height, width)
+    return _add_luma(frame, _mark_field(_canvas(frame), height, width, payload, presence_only))
+
+
+def embed_luma(luma: np.ndarray, payload: Payload, presence_only: bool | None = None) -> np.ndarray:
+    """A 4:2:0 frame's limited-range luma plane (uint8) with the payload written in: the mark
+    `embed_frame` writes into the frame as BGR, as that frame's encoder would see it."""
+    height, width = luma.shape
+    field = _mark_field(_luma_canvas(luma), height, width, payload, presence_only)
+    return _add_luma(luma, field * LIMITED)
+
+
+def _mark_field(canvas: np.ndarray, height: int, width: int, payload: Payload, presence_only: bool | None):
+    """The brightness change (grey levels) that marks a frame of this size and this canvas; made
+    smaller than the frame where it is wide (the field is smooth), to be stretched as uint8."""
+    gain = _gain(height, width)
     signs = _CHIP if presence_only else _signs(payload)
     amplitudes, wrong = _amplitudes(canvas, signs, gain)
     if presence_only is None and wrong > MAX_WRONG_BITS:
         signs = _CHIP
         amplitudes, _ = _amplitudes(canvas, signs, gain)
-    scale = min(1.0, FIELD_WIDTH / width)  # the field is smooth: made smaller, stretched as uint8
-    return _add_luma(frame, _field(signs * amplitudes, round(height * scale), round(width * scale)))
+    scale = min(1.0, FIELD_WIDTH / width)
+    return _field(signs * amplitudes, round(height * scale), round(width * scale))
 
 
 def _add_luma(frame: np.ndarray, field: np.ndarray) -> np.ndarray:
     """`frame` + `field` (levels, rounded) in every channel, saturating: the same brightness change
     as adding in float, at uint8 speed. A field smaller than the frame (it is smooth: cells are 1/48
     of the picture) is rounded first and stretched after, as uint8, which costs far less at 4K."""
-    steps = np.rint(field).astype(np.int16)
-    up = np.clip(steps, 0, 255).astype(np.uint8)
-    down = np.clip(-steps, 0, 255).astype(np.uint8)
+    up = cv2.convertScaleAbs(np.maximum(field, 0.0))  # rounded half to even, saturated: as np.rint
+    down = cv2.convertScaleAbs(np.minimum(field, 0.0))
     height, width = frame.shape[:2]
     if up.shape != (height, width):
         up = cv2.resize(up, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -162,10 +187,19 @@ class FrameMarker:
         self.presence_only: bool | None = None
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        if self.presence_only is None:
-            _, wrong = _amplitudes(_canvas(frame), _signs(self.payload), _gain(*frame.shape[:2]))
-            self.presence_only = wrong > MAX_WRONG_BITS
+        """`frame` (BGR or grey uint8) marked."""
+        self._choose(frame.shape[:2], lambda: _canvas(frame))
         return embed_frame(frame, self.payload, self.presence_only)
+
+    def mark_luma(self, luma: np.ndarray) -> np.ndarray:
+        """A 4:2:0 frame's limited-range luma plane marked (embed_luma)."""
+        self._choose(luma.shape, lambda: _luma_canvas(luma))
+        return embed_luma(luma, self.payload, self.presence_only)
+
+    def _choose(self, size: tuple[int, int], canvas) -> None:
+        if self.presence_only is None:
+            _, wrong = _amplitudes(canvas(), _signs(self.payload), _gain(*size))
+            self.presence_only = wrong > MAX_WRONG_BITS
 
 
 def _z(evidence: np.ndarray) -> float:
