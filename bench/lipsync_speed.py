@@ -53,10 +53,12 @@ def timed_run(face: Path, chunks, out: Path) -> tuple[int, float]:
     return report.frames, time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of the input clip (default 5)")
-    parser.add_argument("--sizes", nargs="+", default=["640x360", "1920x1080", "3840x2160"])
+def bench_setup(doc: str, seconds: float, sizes: list[str], prefix: str):
+    """The command line of a lip-sync speed bench (--seconds, --sizes), its speech and a scratch
+    folder: (args, sizes as (width, height), the bundled voice's chunks, folder)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=seconds, help=f"length of the input clip (default {seconds:g})")
+    parser.add_argument("--sizes", nargs="+", default=sizes)
     args = parser.parse_args()
     if not CLIP.is_file():
         sys.exit(f"bench needs the dev clip {CLIP}")
@@ -64,8 +66,12 @@ def main() -> None:
     import voicefake
 
     chunks = list(voicefake.load_voice().synthesize(TEXT))
-    folder = Path(tempfile.mkdtemp(prefix="lipsync-speed-"))
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    return args, sizes, chunks, Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def main() -> None:
+    args, sizes, chunks, folder = bench_setup(__doc__, 5.0, ["640x360", "1920x1080", "3840x2160"], "lipsync-speed-")
     inputs = {size: scaled_copy(size, args.seconds, folder) for size in sizes}
     timed_run(inputs[sizes[0]], chunks, folder / "warm-up.mp4")  # models loaded, caches warm
     print(f"{sum(c.duration for c in chunks):.1f} s of speech; {os.cpu_count()} CPU cores\n")

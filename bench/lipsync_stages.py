@@ -13,8 +13,6 @@ encodes it with the soundtrack ("encode"). The real job runs these on three thre
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lipsync_speed import CLIP, TEXT, scaled_copy  # noqa: E402
+from lipsync_speed import bench_setup, scaled_copy  # noqa: E402
 
 
 class Clock:
@@ -88,19 +86,9 @@ def stage_times(face: Path, chunks) -> tuple[int, Clock]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of the input clip (default 3)")
-    parser.add_argument("--sizes", nargs="+", default=["1920x1080", "3840x2160"])
-    args = parser.parse_args()
-    if not CLIP.is_file():
-        sys.exit(f"bench needs the dev clip {CLIP}")
-    os.environ["VOICEFAKE_HOME"] = tempfile.mkdtemp(prefix="voicefake-bench-")
-    import voicefake
-
-    chunks = list(voicefake.load_voice().synthesize(TEXT))
-    folder = Path(tempfile.mkdtemp(prefix="lipsync-stages-"))
-    for spec in args.sizes:
-        size = tuple(int(v) for v in spec.split("x"))
+    args, sizes, chunks, folder = bench_setup(__doc__, 3.0, ["1920x1080", "3840x2160"], "lipsync-stages-")
+    for size in sizes:
+        spec = f"{size[0]}x{size[1]}"
         frames, clock = stage_times(scaled_copy(size, args.seconds, folder), chunks)
         print(f"\n{spec}, {frames} frames: ms per frame, wall (process CPU)")
         for name in clock.wall:
