@@ -152,22 +152,24 @@ class MouthBank:
             self.redness = [self.redness[i] for i in keep]
             self.bytes = sum(c.nbytes for c in self.crops)
 
-    def finish(self, landmarks: np.ndarray, found: np.ndarray, occluded: np.ndarray) -> MouthBank | None:
-        """The bank with the smoothed `landmarks` of the track, less covered frames; None when it is
-        too small to serve (a photo, little talking) or never opens the mouth."""
+    def finish(self, landmarks: np.ndarray, found: np.ndarray, occluded: np.ndarray, yaw: np.ndarray) -> MouthBank | None:
+        """The bank with the smoothed `landmarks` of the track, less covered or turned frames; None when
+        it is too small to serve (a photo, little talking) or never opens the mouth."""
         from voicefake.lipsync.face import mouth_opening
 
         red = float(np.percentile(self.redness, 90)) if self.frames else 0.0
         keep = [
             i
             for i, f in enumerate(self.frames)
-            if found[f] and not occluded[f] and (red < 1.0 or self.redness[i] >= LIP_COLOUR * red)  # < 1: no colour
+            if found[f] and not occluded[f] and abs(yaw[f]) < MAX_YAW
+            and (red < 1.0 or self.redness[i] >= LIP_COLOUR * red)  # red < 1: a video without colour
         ]
         if len(keep) < MIN_MOUTHS:
             return None
         self.frames = [self.frames[i] for i in keep]
         self.crops = [self.crops[i] for i in keep]
         self.origins = [self.origins[i] for i in keep]
+        self.redness = [self.redness[i] for i in keep]
         self.bytes = sum(c.nbytes for c in self.crops)
         self.landmarks = landmarks[self.frames].astype(np.float32)
         openings = [mouth_opening(p) for p in self.landmarks]

@@ -136,7 +136,7 @@ class FaceFollower:
         yaw = np.array([yaw_ratio(p) if ok else 0.0 for p, ok in zip(landmarks, found)])
         occluded = _occluded(self.occlusion, len(self.raw))
         interior = (self.interior or self.fallback) if self.harvest else None
-        bank = self.bank.finish(landmarks, found, occluded) if self.bank is not None else None
+        bank = self.bank.finish(landmarks, found, occluded, yaw) if self.bank is not None else None
         return FaceTrack(landmarks, found, yaw, occluded, interior, bank)
 
 
