@@ -42,10 +42,14 @@ CROP_MARGIN = 0.45  # inter-ocular units kept around the lips: the blend's feath
 MAX_BYTES = 256 << 20  # crops beyond this keep every other frame (then every 4th...): memory stays bounded
 JUMP = 0.025  # cost (inter-ocular units of lip shape) of cutting to another bank frame than the next
 HOLD = 0.012  # cost of showing the same bank frame again: a frozen mouth looks dead, but less than a cut
-OPENING_WEIGHT = 1.0  # the opening (inner-lip gap) counts this much on top of the whole lips' shape
+OPENING_WEIGHT = 1.0  # the opening (inner-lip gap) counts this much...
+SHAPE_WEIGHT = 0.5  # ...and the whole lips' shape this much: the target is a model's, the bank's are real
+OPEN_COST = 2.0  # the own mouth's cost per inter-ocular unit of opening the classic warp has to invent
 FAR = 0.10  # a bank mouth further than this from the target (RMS over the lips) is not used there
 LIP_COLOUR = 0.75  # a mouth whose lips are less red than this share of the clip's clearest (90th percentile)
 # is covered: a finger across the lips has lip-like edges (occlusion.py misses it) but skin's colour
+SHARPNESS = 0.5  # a crop less sharp than this share of the clip's sharper ones (75th percentile) is
+# motion-blurred or out of focus: the mouth drawn from it would be blurrier than the frame it goes into
 GROW = 0.05  # inter-ocular units the blended region reaches past the outer lips
 FEATHER = 0.03  # inter-ocular units: the blend's soft edge (sigma)
 RING = (0.06, 0.18)  # inter-ocular units past the outer lips: the skin that sets the colour match
@@ -58,10 +62,11 @@ def lip_shape(points: np.ndarray) -> np.ndarray:
 
 
 def shape_distance(shapes: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """How far each of `shapes` (n, 20, 2) is from `shape` (20, 2): RMS over the lip points plus
-    OPENING_WEIGHT times the difference in opening (what the audio asks for first), inter-ocular units."""
+    """How far each of `shapes` (n, 20, 2) is from `shape` (20, 2): SHAPE_WEIGHT times the RMS over the
+    lip points plus OPENING_WEIGHT times the difference in opening (what the audio asks for first),
+    inter-ocular units."""
     rms = np.sqrt(((shapes - shape) ** 2).sum(axis=-1).mean(axis=-1))
-    return rms + OPENING_WEIGHT * np.abs(_gap(shapes) - _gap(shape))
+    return SHAPE_WEIGHT * rms + OPENING_WEIGHT * np.abs(_gap(shapes) - _gap(shape))
 
 
 _UPPER_GAP, _LOWER_GAP = [LIPS.index(i) for i in (61, 62, 63)], [LIPS.index(i) for i in (67, 66, 65)]
@@ -115,6 +120,7 @@ class MouthBank:
         self.crops: list[np.ndarray] = []  # BGR uint8
         self.origins: list[tuple[int, int]] = []  # (x, y) of each crop in its frame
         self.redness: list[float] = []  # lip_redness of each crop
+        self.sharpness: list[float] = []  # variance of the Laplacian of each crop
         self.landmarks = np.zeros((0, 68, 2), np.float32)  # image coordinates, set by finish()
         self.shapes = np.zeros((0, 20, 2), np.float32)  # lip_shape of each entry
         self.reach = 0.0  # inter-ocular units: how wide the speaker opens his mouth (set by finish())
@@ -142,6 +148,7 @@ class MouthBank:
         self.crops.append(crop)
         self.origins.append((int(x0), int(y0)))
         self.redness.append(lip_redness(crop, points - np.array([x0, y0], np.float32)))
+        self.sharpness.append(float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()))
         self.bytes += crop.nbytes
         if self.bytes > MAX_BYTES:  # keep every other one of those kept so far, and from now on
             self.stride *= 2
@@ -150,6 +157,7 @@ class MouthBank:
             self.crops = [self.crops[i] for i in keep]
             self.origins = [self.origins[i] for i in keep]
             self.redness = [self.redness[i] for i in keep]
+            self.sharpness = [self.sharpness[i] for i in keep]
             self.bytes = sum(c.nbytes for c in self.crops)
 
     def finish(self, landmarks: np.ndarray, found: np.ndarray, occluded: np.ndarray, yaw: np.ndarray) -> MouthBank | None:
@@ -158,10 +166,11 @@ class MouthBank:
         from voicefake.lipsync.face import mouth_opening
 
         red = float(np.percentile(self.redness, 90)) if self.frames else 0.0
+        sharp = float(np.percentile(self.sharpness, 75)) if self.frames else 0.0
         keep = [
             i
             for i, f in enumerate(self.frames)
-            if found[f] and not occluded[f] and abs(yaw[f]) < MAX_YAW
+            if found[f] and not occluded[f] and abs(yaw[f]) < MAX_YAW and self.sharpness[i] >= SHARPNESS * sharp
             and (red < 1.0 or self.redness[i] >= LIP_COLOUR * red)  # red < 1: a video without colour
         ]
         if len(keep) < MIN_MOUTHS:
@@ -170,6 +179,7 @@ class MouthBank:
         self.crops = [self.crops[i] for i in keep]
         self.origins = [self.origins[i] for i in keep]
         self.redness = [self.redness[i] for i in keep]
+        self.sharpness = [self.sharpness[i] for i in keep]
         self.bytes = sum(c.nbytes for c in self.crops)
         self.landmarks = landmarks[self.frames].astype(np.float32)
         openings = [mouth_opening(p) for p in self.landmarks]
@@ -245,34 +255,47 @@ def _blend(patch: np.ndarray, mouth: np.ndarray, target: np.ndarray, strength: f
     patch[:] = np.clip(patch * (1.0 - alpha) + mouth * gain * alpha + 0.5, 0, 255).astype(patch.dtype)
 
 
-def choose_mouths(bank: MouthBank, targets: np.ndarray) -> np.ndarray:
-    """The bank entry to draw each output frame's mouth with (-1: none near enough, or no target).
+def choose_mouths(bank: MouthBank, targets: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+    """The bank entry to draw each output frame's mouth with (-1: the classic renderer, or no target).
 
     `targets` (frames, 68, 2): the landmarks each output frame's mouth should take (NaN: not drawn).
-    Viterbi over the output frames: the lip-shape distance to each bank mouth, plus JUMP for any
-    entry but the next frame of the one before (or HOLD for the same one again), at O(frames x bank).
+    `own` (frames, 68, 2): the landmarks of the input frame each output frame shows. Its own mouth
+    is one more choice, drawn by the classic warp: where it is near the target (a small warp of its
+    own lips beats any other mouth), and free to continue, as the input plays on.
+    Viterbi over the output frames: the lip-shape distance to each mouth, plus JUMP for any entry but
+    the next frame of the one before (or HOLD for the same one again), at O(frames x bank).
     """
-    n, entries = len(targets), len(bank)
+    n, entries = len(targets), len(bank) + 1  # the last: the frame's own mouth
     active = ~np.isnan(targets[:, 0, 0])
     cost = np.zeros((n, entries))
+    cost[:, -1] = np.inf if own is None else 0.0
     for k in np.flatnonzero(active):
-        cost[k] = shape_distance(bank.shapes, lip_shape(targets[k]))
-    follows = bank.follows
+        target = lip_shape(targets[k])
+        cost[k, :-1] = shape_distance(bank.shapes, target)
+        if own is not None:
+            # The classic warp closes a mouth well (its own lips, pressed together); opening it, it
+            # has to invent the inside: the wider the opening to invent, the more it costs (up to FAR:
+            # where no bank mouth is nearer than that, the classic warp draws anyway).
+            missing = float(_gap(target) - _gap(lip_shape(own[k])))
+            cost[k, -1] = min(FAR, OPEN_COST * max(0.0, missing))
+    follows = np.concatenate([bank.follows, [False]])
+    index = np.arange(entries)
+    step_from = index - 1
+    step_from[-1] = entries - 1  # the own mouth goes on from itself
     best = cost[0].copy()
     back = np.zeros((n, entries), np.int32)
-    index = np.arange(entries)
     for k in range(1, n):
-        step = np.full(entries, np.inf)
-        step[1:] = np.where(follows[1:], best[:-1], np.inf)
+        step = np.where(follows, best[step_from], np.inf)
+        step[-1] = best[-1]
         jump_from = int(np.argmin(best))
         options = np.stack([step, best + HOLD, np.full(entries, best[jump_from] + JUMP)])
         pick = np.argmin(options, axis=0)
-        back[k] = np.choose(pick, [index - 1, index, np.full(entries, jump_from)])
+        back[k] = np.choose(pick, [step_from, index, np.full(entries, jump_from)])
         best = options[pick, index] + cost[k]
-        best -= best.min()
+        best -= best[np.isfinite(best)].min()
     path = np.empty(n, np.int64)
     path[-1] = int(np.argmin(best))
     for k in range(n - 1, 0, -1):
         path[k - 1] = back[k, path[k]]
     far = cost[np.arange(n), path] > FAR
-    return np.where(active & ~far, path, -1)
+    return np.where(active & ~far & (path < entries - 1), path, -1)

@@ -69,7 +69,7 @@ def _bank_mouths(track: FaceTrack, plan: MouthPlan) -> np.ndarray:
     for k, i in enumerate(plan.order):
         if plan.strength[k] > 0:
             targets[k] = target_shape(track.landmarks[i], scale * float(plan.opening[k]), float(plan.spread[k]))
-    return choose_mouths(track.bank, targets)
+    return choose_mouths(track.bank, targets, own=track.landmarks[plan.order])
 
 
 def _strengths(found: np.ndarray, yaw: np.ndarray, fps: float) -> np.ndarray:
