@@ -65,6 +65,15 @@ def test_the_banks_choice_matches_the_asked_opening_in_runs_of_real_frames(clip)
     flowing = [b == a or (b == a + 1 and bank.follows[b]) for a, b in steps]
     assert np.mean(flowing) > 0.6  # runs of real consecutive mouths, not a new cut every frame
 
+    # Shown frames' own mouths are a choice too: asked to close, each keeps its own (the classic warp
+    # closes it); asked to open as wide as the widest bank mouths, a closed one takes a bank mouth.
+    own = bank.landmarks[asked]
+    closing = np.stack([target_shape(p, 0.0, 0.0) for p in own])
+    assert (choose_mouths(bank, closing, own=own) == -1).all()
+    shut = own[np.array([mouth_opening(p) for p in own]) < 0.02]
+    opening = np.stack([target_shape(p, bank.reach / MAX_OPENING, 0.0) for p in shut])
+    assert (choose_mouths(bank, opening, own=shut) >= 0).mean() > 0.9
+
 
 def test_a_photo_or_a_mouth_that_never_opens_keeps_the_classic_renderer():
     from voicefake.lipsync.render import make_renderer

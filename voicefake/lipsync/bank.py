@@ -27,6 +27,7 @@ from voicefake.lipsync.face import (
     LOWER_LIP_CENTRE,
     MOUTH_INNER,
     MOUTH_OUTER,
+    UPPER_OUTER,
     interocular,
     mouth_frame,
     to_local,
@@ -45,7 +46,7 @@ HOLD = 0.012  # cost of showing the same bank frame again: a frozen mouth looks 
 OPENING_WEIGHT = 1.0  # the opening (inner-lip gap) counts this much...
 SHAPE_WEIGHT = 0.5  # ...and the whole lips' shape this much: the target is a model's, the bank's are real
 OPEN_COST = 2.0  # the own mouth's cost per inter-ocular unit of opening the classic warp has to invent
-FAR = 0.10  # a bank mouth further than this from the target (RMS over the lips) is not used there
+FAR = 0.10  # a bank mouth further than this from the target (shape_distance) is not used there
 LIP_COLOUR = 0.75  # a mouth whose lips are less red than this share of the clip's clearest (90th percentile)
 # is covered: a finger across the lips has lip-like edges (occlusion.py misses it) but skin's colour
 SHARPNESS = 0.5  # a crop less sharp than this share of the clip's sharper ones (75th percentile) is
@@ -57,8 +58,10 @@ GAIN_LIMIT = (0.75, 1.33)  # a colour gain outside this is a shadow or a highlig
 
 
 def lip_shape(points: np.ndarray) -> np.ndarray:
-    """The lips (20, 2) in the face's mouth frame: inter-ocular units, from the corners' midpoint."""
-    return to_local(points, mouth_frame(points))[LIPS]
+    """The lips (20, 2) in the face's own frame: inter-ocular units, along and down the eyes' line, from
+    the middle of the upper lip (which stays where it is as the jaw opens the mouth: see MouthBank.render)."""
+    _, ex, ey, scale = mouth_frame(points)
+    return to_local(points[LIPS], (points[UPPER_OUTER].mean(axis=0), ex, ey, scale))
 
 
 def shape_distance(shapes: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -198,7 +201,10 @@ class MouthBank:
     def render(self, frame: np.ndarray, points: np.ndarray, entry: int, strength: float = 1.0) -> np.ndarray:
         """A copy of `frame` (landmarks `points`) whose mouth is bank `entry`'s, `strength` of the way."""
         source = self.landmarks[entry]
+        # turned and scaled as the nose and eyes say, and moved so the upper lips meet: a head tilted
+        # another way puts the mouth elsewhere under the nose, and the frame's own place wins
         to_frame = similarity(source[FIXED], points[FIXED])
+        to_frame[:, 2] += points[UPPER_OUTER].mean(axis=0) - _apply(to_frame, source[UPPER_OUTER]).mean(axis=0)
         aligned = _apply(to_frame, source)
         target = points.copy()
         target[LIPS] = aligned[LIPS]
@@ -230,7 +236,7 @@ class MouthBank:
         shift = np.array([x0, y0], np.float32)
         m = to_frame.copy()
         m[:, 2] += m[:, :2] @ np.array([cx, cy], np.float64) - shift  # crop pixels -> box pixels
-        canvas = cv2.warpAffine(crop, m, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        canvas = cv2.warpAffine(crop, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
         patch, (bx0, by0, bx1, by1) = warp(canvas, aligned - shift, target - shift)
         canvas[by0:by1, bx0:bx1] = patch
         return canvas
