@@ -41,12 +41,12 @@ REACH = 97  # percentile of the bank's openings taken as the speaker's widest (t
 MIN_WIDEST = 0.10  # inter-ocular units: a bank whose widest mouth opens less cannot draw an open mouth
 CROP_MARGIN = 0.45  # inter-ocular units kept around the lips: the blend's feather and the colour ring
 MAX_BYTES = 256 << 20  # crops beyond this keep every other frame (then every 4th...): memory stays bounded
-JUMP = 0.025  # cost (inter-ocular units of lip shape) of cutting to another bank frame than the next
-HOLD = 0.012  # cost of showing the same bank frame again: a frozen mouth looks dead, but less than a cut
+JUMP = 0.04  # cost (inter-ocular units of lip shape) of cutting to another bank frame than the next
+HOLD = 0.015  # cost of showing the same bank frame again: a frozen mouth looks dead, but less than a cut
 OPENING_WEIGHT = 1.0  # the opening (inner-lip gap) counts this much...
 SHAPE_WEIGHT = 0.5  # ...and the whole lips' shape this much: the target is a model's, the bank's are real
 OPEN_COST = 2.0  # the own mouth's cost per inter-ocular unit of opening the classic warp has to invent
-FAR = 0.10  # a bank mouth further than this from the target (shape_distance) is not used there
+FAR = 0.07  # a bank mouth further than this from the target (shape_distance) is not used there
 LIP_COLOUR = 0.75  # a mouth whose lips are less red than this share of the clip's clearest (90th percentile)
 # is covered: a finger across the lips has lip-like edges (occlusion.py misses it) but skin's colour
 SHARPNESS = 0.5  # a crop less sharp than this share of the clip's sharper ones (75th percentile) is
