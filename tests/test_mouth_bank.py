@@ -142,3 +142,20 @@ def test_the_bank_render_stays_in_the_render_region_and_behind_fingers(clip):
     assert np.percentile(moved[fingers], 95) <= 6
     lips = slice(int(points[51, 1]), int(points[57, 1]))
     assert moved[lips, int(points[48, 0]) : int(middle)].mean() > 15  # the uncovered half did change
+
+
+def test_the_bank_keeps_every_other_frame_when_its_crops_outgrow_the_memory_cap(monkeypatch):
+    from voicefake.lipsync import bank as bank_module
+    from voicefake.lipsync.face import TEMPLATE_68
+
+    points = (TEMPLATE_68 * 80 + [160, 90]).astype(np.float32)  # a frontal face, 80 px between the eyes
+    frame = np.random.default_rng(0).integers(0, 255, (320, 320, 3), np.uint8)
+    bank = bank_module.MouthBank()
+    bank.add(0, frame, points)
+    one = bank.bytes
+    monkeypatch.setattr(bank_module, "MAX_BYTES", 10 * one)  # room for ten crops
+    for i in range(1, 100):
+        bank.add(i, frame, points)
+    assert bank.bytes <= 10 * one and bank.stride == 16 and len(bank) == 7  # frames 0, 16, ..., 96
+    assert all(f % bank.stride == 0 for f in bank.frames)
+    assert bank.follows[1:].all()  # each is "the next" at this stride: runs of them still count as motion

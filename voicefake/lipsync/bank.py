@@ -6,15 +6,19 @@ The bank keeps, for every usable input frame (face found, mouth clear, roughly f
 the lips and around them, with the frame's landmarks. Then:
 
     bank = MouthBank(); bank.add(i, frame, points) ...; bank = bank.finish(track arrays)  # track.py
-    choice = choose_mouths(bank, targets)        # plan.py: a bank mouth per output frame, or -1
-    new = bank.render(frame, points, choice[k])  # render.py
+    choice = choose_mouths(bank, targets, own)   # plan.py: a bank mouth per output frame, or -1
+    new = bank.render(frame, points, choice[k])  # render.py (None: draw with the classic renderer)
 
-The choice matches the target lips to each bank mouth's lips (in the face's own frame, inter-ocular
-units) and, by dynamic programming over the output frames, prefers to go on with the next real frame,
-so real mouth motion plays through. The render aligns the chosen frame to this one (a similarity on
-the nose and eyes), warps this frame's lower face so its lips and jaw take that mouth's shape, and
-blends the real lips, teeth and mouth in, feathered and colour-matched on the skin around them.
-A photo, or a video with too few usable talking frames, keeps the classic renderer (mouth.py).
+Frames whose lips are not redder than the skin around them (a finger across the mouth) or that are
+motion-blurred stay out of the bank. The choice matches the target lips to each bank mouth's lips
+(the opening first; inter-ocular units, from the upper lip) and, by dynamic programming over the
+output frames, prefers to go on with the next real frame, so real mouth motion plays through; the
+frame's own mouth is one more choice, drawn by the classic warp, which costs only where it would
+have to invent an opening. The render aligns the chosen frame to this one (a similarity on the
+nose and eyes, moved onto the frame's upper lip), warps this frame's lower face so its lips and jaw
+take that mouth's shape, and blends the real lips, teeth and mouth in, feathered and colour-matched
+on the skin around them. A photo, or a video with too few usable talking frames, keeps the classic
+renderer (mouth.py) alone.
 """
 
 from __future__ import annotations
@@ -155,13 +159,14 @@ class MouthBank:
         self.bytes += crop.nbytes
         if self.bytes > MAX_BYTES:  # keep every other one of those kept so far, and from now on
             self.stride *= 2
-            keep = [i for i, f in enumerate(self.frames) if f % self.stride == 0]
-            self.frames = [self.frames[i] for i in keep]
-            self.crops = [self.crops[i] for i in keep]
-            self.origins = [self.origins[i] for i in keep]
-            self.redness = [self.redness[i] for i in keep]
-            self.sharpness = [self.sharpness[i] for i in keep]
-            self.bytes = sum(c.nbytes for c in self.crops)
+            self._keep([i for i, f in enumerate(self.frames) if f % self.stride == 0])
+
+    def _keep(self, entries: list[int]) -> None:
+        """Keep only these entries (indices, increasing)."""
+        for name in ("frames", "crops", "origins", "redness", "sharpness"):
+            values = getattr(self, name)
+            setattr(self, name, [values[i] for i in entries])
+        self.bytes = sum(c.nbytes for c in self.crops)
 
     def finish(self, landmarks: np.ndarray, found: np.ndarray, occluded: np.ndarray, yaw: np.ndarray) -> MouthBank | None:
         """The bank with the smoothed `landmarks` of the track, less covered or turned frames; None when
@@ -178,12 +183,7 @@ class MouthBank:
         ]
         if len(keep) < MIN_MOUTHS:
             return None
-        self.frames = [self.frames[i] for i in keep]
-        self.crops = [self.crops[i] for i in keep]
-        self.origins = [self.origins[i] for i in keep]
-        self.redness = [self.redness[i] for i in keep]
-        self.sharpness = [self.sharpness[i] for i in keep]
-        self.bytes = sum(c.nbytes for c in self.crops)
+        self._keep(keep)
         self.landmarks = landmarks[self.frames].astype(np.float32)
         openings = [mouth_opening(p) for p in self.landmarks]
         self.reach = float(np.percentile(openings, REACH))
@@ -198,8 +198,9 @@ class MouthBank:
         frames = np.asarray(self.frames)
         return np.concatenate([[False], np.diff(frames) == self.stride])
 
-    def render(self, frame: np.ndarray, points: np.ndarray, entry: int, strength: float = 1.0) -> np.ndarray:
-        """A copy of `frame` (landmarks `points`) whose mouth is bank `entry`'s, `strength` of the way."""
+    def render(self, frame: np.ndarray, points: np.ndarray, entry: int, strength: float = 1.0) -> np.ndarray | None:
+        """A copy of `frame` (landmarks `points`) whose mouth is bank `entry`'s, `strength` of the way;
+        None where the mesh would fold over (odd landmarks): the classic renderer backs off there."""
         source = self.landmarks[entry]
         # turned and scaled as the nose and eyes say, and moved so the upper lips meet: a head tilted
         # another way puts the mouth elsewhere under the nose, and the frame's own place wins
@@ -213,7 +214,7 @@ class MouthBank:
             target[i] = points[i] + JAW_FOLLOW * w * chin
         target = points + strength * (target - points)
         if mesh_folds(target) or mesh_folds(points):
-            return frame
+            return None
         if float(np.abs(target - points).max()) < 0.25:  # nothing visible to do: keep the pixels exactly
             return frame
         patch, box = warp(frame, points, target)

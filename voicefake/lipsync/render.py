@@ -88,5 +88,7 @@ def render_frame(
     if renderer.neural is not None:
         return renderer.neural.render(frame, points, k, strength)
     if renderer.bank is not None and plan.mouths is not None and plan.mouths[k] >= 0:
-        return renderer.bank.render(frame, points, int(plan.mouths[k]), strength)
+        drawn = renderer.bank.render(frame, points, int(plan.mouths[k]), strength)
+        if drawn is not None:
+            return drawn
     return renderer.classic.render(frame, points, float(plan.opening[k]), float(plan.spread[k]), strength)
