@@ -391,7 +391,9 @@ def judge(name: str, face: Path, out: Path, data: dict, audio: np.ndarray, rate:
         "fps_process": n / data["process_wall"],
         "cpu_s_per_frame": data["cpu"] / n,
         "peak_mb": data["peak_mb"],
-        "report": {k: data[k] for k in ("no_face_frames", "covered_frames", "turned_frames", "mouth_interior")},
+        "report": {
+            k: data.get(k) for k in ("no_face_frames", "covered_frames", "turned_frames", "mouth_interior", "bank_frames")
+        },
     }
 
 

@@ -56,6 +56,7 @@ class LipsyncReport:
     covered_frames: int  # output frames passed through: something (a hand) in front of the mouth
     mouth_source: str  # "phonemes" (exact timings), "audio" (acoustic features) or "mel spectrogram" (wav2lip)
     mouth_interior: str  # "harvested" (from the clip's own open mouth), "procedural" or "-"
+    bank_frames: int  # output frames whose mouth is one of the video's own (the mouth bank), not painted
     speech: bool  # False: the audio never asks the mouth to open, so it stays closed
     seconds: float  # wall-clock time
     opening: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # target mouth opening per frame
@@ -74,6 +75,8 @@ class LipsyncReport:
             parts.append(f"{self.no_face_frames} without a face left as they were")
         if self.covered_frames:
             parts.append(f"{self.covered_frames} with the mouth covered left as they were")
+        if self.bank_frames:
+            parts.append(f"{self.bank_frames} with a mouth from the video itself")
         if self.turned_frames:
             parts.append(f"{self.turned_frames} with the face turned away (softened)")
         if not self.speech:
@@ -373,10 +376,18 @@ def _report(out: Path, engine: str, writer, duration: float, track, plan, render
         **_frame_counts(track, plan),
         mouth_source="mel spectrogram" if engine == "wav2lip" else plan.source,
         mouth_interior=renderer.interior,
+        bank_frames=_bank_frames(plan, renderer),
         speech=plan.speech,
         seconds=time.perf_counter() - started,
         opening=np.asarray(plan.opening, dtype=np.float32),
     )
+
+
+def _bank_frames(plan: MouthPlan, renderer) -> int:
+    """How many output frames the mouth bank drew (the others, if reshaped, were warped and painted)."""
+    if renderer.bank is None or plan.mouths is None:
+        return 0
+    return int(((plan.mouths >= 0) & (plan.strength > 0)).sum())
 
 
 def _frame_counts(track: FaceTrack, plan: MouthPlan) -> dict:

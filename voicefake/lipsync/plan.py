@@ -24,6 +24,7 @@ class MouthPlan:
     strength: np.ndarray  # 0..1, how far to move the mouth to the target (0: leave the frame as it is)
     source: str  # "phonemes" (exact timings) or "audio" (acoustic features)
     speech: bool  # False: the audio never asks the mouth to open
+    mouths: np.ndarray | None = None  # the track's bank mouth to draw with (-1: the classic renderer); None: no bank
 
     def __len__(self) -> int:
         return len(self.order)
@@ -49,7 +50,26 @@ def plan_mouth(
         shape = track_from_phonemes(timings, fps, frames)
     else:
         shape = track_from_audio(samples, rate, fps, frames)
-    return MouthPlan(order, shape.opening, shape.spread, strength[order], shape.source, shape.has_speech)
+    plan = MouthPlan(order, shape.opening, shape.spread, strength[order], shape.source, shape.has_speech)
+    if track.bank is not None:
+        plan.mouths = _bank_mouths(track, plan)
+    return plan
+
+
+def _bank_mouths(track: FaceTrack, plan: MouthPlan) -> np.ndarray:
+    """Per output frame, the bank mouth nearest the target shape, in runs of real consecutive mouths."""
+    from voicefake.lipsync.bank import choose_mouths
+    from voicefake.lipsync.mouth import target_shape
+    from voicefake.lipsync.visemes import MAX_OPENING
+
+    # The audio's widest opening is the speaker's own widest (most open less little): what he does
+    # when he talks, instead of a wider mouth that the bank does not have.
+    scale = min(1.0, track.bank.reach / MAX_OPENING)
+    targets = np.full((len(plan), 68, 2), np.nan, np.float32)
+    for k, i in enumerate(plan.order):
+        if plan.strength[k] > 0:
+            targets[k] = target_shape(track.landmarks[i], scale * float(plan.opening[k]), float(plan.spread[k]))
+    return choose_mouths(track.bank, targets, own=track.landmarks[plan.order])
 
 
 def _strengths(found: np.ndarray, yaw: np.ndarray, fps: float) -> np.ndarray:

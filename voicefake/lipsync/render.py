@@ -16,16 +16,19 @@ from voicefake.lipsync.plan import MouthPlan
 from voicefake.lipsync.track import FaceTrack
 
 if TYPE_CHECKING:
+    from voicefake.lipsync.bank import MouthBank
     from voicefake.lipsync.mouth import MouthRenderer
     from voicefake.lipsync.wav2lip import Wav2LipRenderer
 
 
 @dataclass
 class Renderer:
-    """The mouth renderer of one job: the classic warp, or the Wav2Lip generator (`neural`)."""
+    """The mouth renderer of one job: the classic warp (with the video's own mouths, `bank`, where the
+    plan chose one), or the Wav2Lip generator (`neural`)."""
 
     classic: MouthRenderer | None = None
     neural: Wav2LipRenderer | None = None
+    bank: MouthBank | None = None
 
     @property
     def interior(self) -> str:
@@ -50,7 +53,7 @@ def make_renderer(
         return Renderer(neural=Wav2LipRenderer(model, samples, rate, fps))
     from voicefake.lipsync.mouth import MouthRenderer
 
-    return Renderer(classic=MouthRenderer(track.interior))
+    return Renderer(classic=MouthRenderer(track.interior), bank=track.bank)
 
 
 REGION_MARGIN = 0.6  # inter-ocular distances around the face and the warp's ring: the jaw drops less
@@ -84,4 +87,8 @@ def render_frame(
     points = track.landmarks[plan.order[k]] - np.asarray(origin, dtype=np.float32)
     if renderer.neural is not None:
         return renderer.neural.render(frame, points, k, strength)
+    if renderer.bank is not None and plan.mouths is not None and plan.mouths[k] >= 0:
+        drawn = renderer.bank.render(frame, points, int(plan.mouths[k]), strength)
+        if drawn is not None:
+            return drawn
     return renderer.classic.render(frame, points, float(plan.opening[k]), float(plan.spread[k]), strength)

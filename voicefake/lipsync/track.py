@@ -20,6 +20,7 @@ from voicefake.errors import VoicefakeError
 GLANCE_FACE_PX = 120.0  # face width the detector sees when glancing past the end of the audio
 
 if TYPE_CHECKING:
+    from voicefake.lipsync.bank import MouthBank
     from voicefake.lipsync.mouth import MouthInterior
 
 
@@ -32,6 +33,7 @@ class FaceTrack:
     yaw: np.ndarray  # per frame: 0 frontal, about +-0.5 at three-quarter view, +-1 in profile (0: no face)
     occluded: np.ndarray  # bool per frame: something (a hand) is in front of the mouth
     interior: MouthInterior | None = None  # the MouthInterior to paint open mouths with (None unless harvested)
+    bank: MouthBank | None = None  # the video's own mouths (None: a photo, too little talking, not harvested)
 
     def __len__(self) -> int:
         return len(self.found)
@@ -41,6 +43,8 @@ class FaceTrack:
         if factor == (1.0, 1.0):
             return self
         landmarks = (self.landmarks + 0.5) * np.asarray(factor, dtype=np.float32) - 0.5
+        # No bank: its crops come from the shrunk copy, and would draw a blurred mouth at full size
+        # (videos over pipeline.TRACK_SIDE keep the classic renderer).
         return FaceTrack(landmarks, self.found, self.yaw, self.occluded, self.interior)
 
 
@@ -54,7 +58,8 @@ def track_face(
 ) -> FaceTrack:
     """The track of the largest face (or the `face_index`-th from the left) through `frames`.
 
-    `harvest`: also find a mouth interior for the classic renderer (FaceTrack.interior).
+    `harvest`: also find a mouth interior for the classic renderer (FaceTrack.interior) and, in a
+    video, keep its own mouths (FaceTrack.bank).
     """
     follower = FaceFollower(face_index, still=still, harvest=harvest)
     for frame in frames:
@@ -66,6 +71,7 @@ class FaceFollower:
     """Follows one face frame by frame: `add(frame)` for each, then `finish(fps)` for the FaceTrack."""
 
     def __init__(self, face_index: int | None = None, still: bool = False, harvest: bool = False):
+        from voicefake.lipsync.bank import MouthBank
         from voicefake.lipsync.face import FaceTracker
         from voicefake.lipsync.mouth import MouthInterior
 
@@ -75,6 +81,7 @@ class FaceFollower:
         self.occlusion: dict[int, float] = {}  # frame -> occlusion score, where there is a face
         self.interior, self.widest = None, MouthInterior.MIN_OPENING
         self.fallback = None  # a procedural interior, from the first face seen
+        self.bank = MouthBank() if harvest and not still else None  # a photo has one mouth: nothing to choose
         self._nan = np.full((68, 2), np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
@@ -101,6 +108,8 @@ class FaceFollower:
             if self.fallback is None:
                 self.fallback = MouthInterior.procedural(frame, points)
             self.interior, self.widest = _better_interior(frame, points, self.interior, self.widest)
+        if self.bank is not None:
+            self.bank.add(len(self.raw) - 1, frame, points)
 
     def glance(self, frame: np.ndarray) -> None:
         """A frame that will not be shown (past the end of the audio): only a wider open mouth of the
@@ -127,7 +136,8 @@ class FaceFollower:
         yaw = np.array([yaw_ratio(p) if ok else 0.0 for p, ok in zip(landmarks, found)])
         occluded = _occluded(self.occlusion, len(self.raw))
         interior = (self.interior or self.fallback) if self.harvest else None
-        return FaceTrack(landmarks, found, yaw, occluded, interior)
+        bank = self.bank.finish(landmarks, found, occluded, yaw) if self.bank is not None else None
+        return FaceTrack(landmarks, found, yaw, occluded, interior, bank)
 
 
 def _better_interior(frame, points, interior, widest):
