@@ -35,7 +35,7 @@ LABEL_TEXT = "AI-generated"
 TRACK_SIDE = 1280  # a larger video is followed on a copy shrunk to fit this; the landmarks are scaled back
 
 # Every output frame passes through these, in order, after the visible label and the invisible
-# watermark, in finalize_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
+# watermark, in finish_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
 FRAME_FILTERS: list[Callable[[np.ndarray, int, float], np.ndarray]] = []
 
 
@@ -114,25 +114,27 @@ def draw_label(frame: np.ndarray, text: str = LABEL_TEXT, picture=None, origin=(
     return frame
 
 
-def finalize_frame(frame: np.ndarray, index: int, fps: float, mark, label: bool = True) -> np.ndarray:
-    """The one place every output frame is finished: the visible label, the invisible `mark`, FRAME_FILTERS."""
+def finish_frame(frame, index: int, fps: float, render, region, mark, label: bool = True):
+    """The one place every output frame is made: its mouth (`render`, render_frame), the visible
+    label, the invisible `mark` (a videomark.FrameMarker: always; --no-label removes only the label)
+    and FRAME_FILTERS. A Yuv420 `frame` (plain 4:2:0 video, no FRAME_FILTERS) is converted only where
+    it changes: the mouth (`region`, render_region) and the label on BGR crops, the mark in the luma
+    plane. `frame` is left as it was."""
+    from voicefake.io.yuv import Yuv420
+
+    if isinstance(frame, Yuv420):
+        out = frame.copy()
+        render_yuv(out, index, render, region)
+        if label:
+            label_yuv(out)
+        out.y[:] = mark.mark_luma(out.y)
+        return out
+    frame = render(frame, index)
     frame = draw_label(frame.copy()) if label else frame
-    frame = mark(frame)  # always (a videomark.FrameMarker): --no-label removes only the visible label
+    frame = mark(frame)
     for apply in FRAME_FILTERS:
         frame = apply(frame, index, fps)
     return frame
-
-
-def finalize_yuv(frame, index: int, render, region, mark, label: bool = True):
-    """render + finalize_frame (without FRAME_FILTERS) for a Yuv420 `frame`, converting only what
-    changes: the mouth and the label are drawn on BGR crops, the watermark goes into the luma plane.
-    A new Yuv420; `frame` is left as it was."""
-    out = frame.copy()
-    render_yuv(out, index, render, region)
-    if label:
-        label_yuv(out)
-    out.y[:] = mark.mark_luma(out.y)
-    return out
 
 
 def render_yuv(frame, index: int, render, region) -> None:
@@ -298,7 +300,7 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
     from voicefake.io.video import iter_frames, prefetch, sample_frames, shrinker
 
     shrink, factor = shrinker(media, TRACK_SIDE)  # followed on a smaller copy: cheap at any size
-    follower = FaceFollower(face_index, still=media.still, harvest=harvest)
+    follower = FaceFollower(face_index, still=media.still, harvest=harvest, keep_mouths=factor == (1.0, 1.0))
     bar = tqdm(
         total=min(media.frames or n_out, n_out), desc="tracking face", unit="frame", disable=not progress, leave=False
     )
@@ -329,7 +331,7 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
 
 
 def _write(out: Path, face, media, order: list[int], render, soundtrack, *, label: bool, quality: int, progress: bool):
-    """Pass 2: the input frames in `order`, each through `render(frame, k)` and finalize_frame (label,
+    """Pass 2: the input frames in `order`, each through finish_frame (mouth, label,
     watermark, FRAME_FILTERS), encoded with the soundtrack (samples, rate, watermark payload).
     `render` is (render, region): render_frame and render_region for this job.
     The VideoWriter, closed: its file is complete."""
@@ -345,17 +347,12 @@ def _write(out: Path, face, media, order: list[int], render, soundtrack, *, labe
     # Plain 4:2:0 stays 4:2:0: only the mouth and the label are converted (at 4K, most of the work saved)
     as_yuv = media.plain and not FRAME_FILTERS
 
-    def finish(frame, k: int):
-        if as_yuv:
-            return finalize_yuv(frame, k, render, region, mark, label)
-        return finalize_frame(render(frame, k), k, fps, mark, label)
-
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
         frames = prefetch(frames_in_order(media, order, convert=to_yuv if as_yuv else to_bgr))
         for k, frame in enumerate(
             tqdm(frames, total=n_out, desc="lip-syncing", unit="frame", disable=not progress, leave=False)
         ):
-            writer.write(finish(frame, k))
+            writer.write(finish_frame(frame, k, fps, render, region, mark, label))
             if k + 1 == n_out:
                 break
         if writer.frames < n_out:

@@ -43,8 +43,8 @@ class FaceTrack:
         if factor == (1.0, 1.0):
             return self
         landmarks = (self.landmarks + 0.5) * np.asarray(factor, dtype=np.float32) - 0.5
-        # No bank: its crops come from the shrunk copy, and would draw a blurred mouth at full size
-        # (videos over pipeline.TRACK_SIDE keep the classic renderer).
+        # No bank: its crops would come from the shrunk copy (videos over pipeline.TRACK_SIDE keep the
+        # classic renderer; FaceFollower's keep_mouths).
         return FaceTrack(landmarks, self.found, self.yaw, self.occluded, self.interior)
 
 
@@ -70,7 +70,8 @@ def track_face(
 class FaceFollower:
     """Follows one face frame by frame: `add(frame)` for each, then `finish(fps)` for the FaceTrack."""
 
-    def __init__(self, face_index: int | None = None, still: bool = False, harvest: bool = False):
+    def __init__(self, face_index: int | None = None, still: bool = False, harvest: bool = False,
+                 keep_mouths: bool = True):
         from voicefake.lipsync.bank import MouthBank
         from voicefake.lipsync.face import FaceTracker
         from voicefake.lipsync.mouth import MouthInterior
@@ -81,7 +82,9 @@ class FaceFollower:
         self.occlusion: dict[int, float] = {}  # frame -> occlusion score, where there is a face
         self.interior, self.widest = None, MouthInterior.MIN_OPENING
         self.fallback = None  # a procedural interior, from the first face seen
-        self.bank = MouthBank() if harvest and not still else None  # a photo has one mouth: nothing to choose
+        # a photo has one mouth: nothing to choose; `keep_mouths` False: frames shrunk for tracking
+        # would give blurred mouths at full size
+        self.bank = MouthBank() if harvest and keep_mouths and not still else None
         self._nan = np.full((68, 2), np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
