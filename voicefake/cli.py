@@ -118,8 +118,8 @@ def cmd_clone(args: argparse.Namespace) -> None:
             figures = state.history[-1][2]
             checked = (f" similarity={figures['similarity']:.3f} MOS={figures['naturalness']:.2f}"
                        f" WER={figures['wer']:.2f}")
-        phase = "" if "duration" in losses else " (phase 1: autoencoder)"  # phase 1 learns no durations
-        bar.set_postfix_str(f"step {step} mel={losses['mel']:.3f} kl={losses['kl']:.2f}{phase}{checked}")
+        kl = f" kl={losses['kl']:.2f}" if "kl" in losses else " (phase 1: autoencoder)"  # phase 1 has no prior
+        bar.set_postfix_str(f"step {step} mel={losses['mel']:.3f}{kl}{checked}")
 
     try:
         path = clone_voice(args.name, args.minutes, args.device, resume=args.resume, restart=args.restart,
