@@ -120,6 +120,8 @@ def _check_size(path: Path, w: int, h: int) -> None:
 
 
 def _upright(image, rotation: int):
+    if isinstance(image, tuple):  # a shrunk frame and its full-size original
+        return tuple(_upright(part, rotation) for part in image)
     if isinstance(image, Yuv420):
         return image.rotated(rotation // 90)
     if rotation == 90:
@@ -162,9 +164,11 @@ def to_yuv(frame) -> Yuv420:
     return Yuv420.from_bgr(to_bgr(frame))
 
 
-def shrinker(media: FaceMedia, side: int):
+def shrinker(media: FaceMedia, side: int, keep_full: bool = False):
     """A converter of decoded frames to BGR, shrunk (INTER_AREA, by a whole factor) to fit `side`: the full-size
-    frame is never converted; and the factor (x, y) from the shrunk, upright frame back to full size."""
+    frame is never converted; and the factor (x, y) from the shrunk, upright frame back to full size.
+    `keep_full`: a plain 4:2:0 frame that was shrunk comes as (shrunk BGR, the full Yuv420 as decoded),
+    for what must be cut out of it at full size (the mouth bank's mouths)."""
     import cv2
 
     # by a whole factor: OpenCV's INTER_AREA is several times faster then, and as good
@@ -179,9 +183,11 @@ def shrinker(media: FaceMedia, side: int):
             return to_bgr(frame)
         if not _plain_i420(frame):
             return cv2.resize(to_bgr(frame), (width, height), interpolation=cv2.INTER_AREA)
-        planes = zip(Yuv420(frame.to_ndarray(format="yuv420p")).planes(), (1, 2, 2))
-        small = [cv2.resize(p, (width // s, height // s), interpolation=cv2.INTER_AREA) for p, s in planes]
-        return Yuv420.from_planes(*small).to_bgr()
+        full = Yuv420(frame.to_ndarray(format="yuv420p"))
+        small = [cv2.resize(p, (width // s, height // s), interpolation=cv2.INTER_AREA)
+                 for p, s in zip(full.planes(), (1, 2, 2))]
+        small = Yuv420.from_planes(*small).to_bgr()
+        return (small, full) if keep_full else small
 
     return shrink, factor
 

@@ -128,7 +128,8 @@ class MouthBank:
         self.origins: list[tuple[int, int]] = []  # (x, y) of each crop in its frame
         self.redness: list[float] = []  # lip_redness of each crop
         self.sharpness: list[float] = []  # variance of the Laplacian of each crop
-        self.landmarks = np.zeros((0, 68, 2), np.float32)  # image coordinates, set by finish()
+        # image coordinates, set by finish() (the track's: scaled() brings them to the crops' size)
+        self.landmarks = np.zeros((0, 68, 2), np.float32)
         self.shapes = np.zeros((0, 20, 2), np.float32)  # lip_shape of each entry
         self.reach = 0.0  # inter-ocular units: how wide the speaker opens his mouth (set by finish())
         self.stride = 1  # every how many frames one is kept (doubles when the crops outgrow MAX_BYTES)
@@ -137,8 +138,10 @@ class MouthBank:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def add(self, index: int, frame: np.ndarray, points: np.ndarray) -> None:
-        """Keep a crop of input frame `index` around its lips (`points`, as found), if it may serve."""
+    def add(self, index: int, frame, points: np.ndarray) -> None:
+        """Keep a crop of input frame `index` (BGR, or a Yuv420: only the crop is converted) around its
+        lips (`points`, as found), if it may serve."""
+        from voicefake.io.yuv import Yuv420, even_box
         from voicefake.lipsync.face import yaw_ratio
 
         if index % self.stride or abs(yaw_ratio(points)) >= MAX_YAW:
@@ -150,7 +153,11 @@ class MouthBank:
         x1, y1 = np.minimum(np.ceil(lips.max(axis=0) + margin).astype(int) + 1, [w, h])
         if x1 - x0 < 8 or y1 - y0 < 8:
             return
-        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+        if isinstance(frame, Yuv420):
+            x0, y0, x1, y1 = even_box((x0, y0, x1, y1), w, h)
+            crop = frame.crop_bgr((x0, y0, x1, y1))
+        else:
+            crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
         self.frames.append(index)
         self.crops.append(crop)
         self.origins.append((int(x0), int(y0)))
@@ -191,6 +198,17 @@ class MouthBank:
             return None
         self.shapes = np.stack([lip_shape(p) for p in self.landmarks]).astype(np.float32)
         return self
+
+    def scaled(self, factor: tuple[float, float]) -> MouthBank:
+        """The bank of the same video at a size `factor` (x, y) times the landmarks' (the track was
+        followed on a shrunk copy): the landmarks scaled, the crops already cut at full size."""
+        from copy import copy
+
+        from voicefake.lipsync.face import scaled_points
+
+        bank = copy(self)
+        bank.landmarks = scaled_points(self.landmarks, factor)
+        return bank
 
     @property
     def follows(self) -> np.ndarray:

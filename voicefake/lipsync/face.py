@@ -125,6 +125,11 @@ def eye_centers(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
 
 
+def scaled_points(points: np.ndarray, factor: tuple[float, float]) -> np.ndarray:
+    """Landmarks found in a copy of a picture, in the picture `factor` (x, y) times that size (pixel centres kept)."""
+    return ((points + 0.5) * np.asarray(factor, dtype=np.float32) - 0.5).astype(np.float32)
+
+
 def interocular(points: np.ndarray) -> float:
     """Distance between the eye centres in pixels: the face's scale."""
     left, right = eye_centers(points)

@@ -299,8 +299,9 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
 
     from voicefake.io.video import iter_frames, prefetch, sample_frames, shrinker
 
-    shrink, factor = shrinker(media, TRACK_SIDE)  # followed on a smaller copy: cheap at any size
-    follower = FaceFollower(face_index, still=media.still, harvest=harvest, keep_mouths=factor == (1.0, 1.0))
+    # followed on a smaller copy, cheap at any size; the mouth bank crops from the full frame
+    shrink, factor = shrinker(media, TRACK_SIDE, keep_full=harvest)
+    follower = FaceFollower(face_index, still=media.still, harvest=harvest, to_full=factor)
     bar = tqdm(
         total=min(media.frames or n_out, n_out), desc="tracking face", unit="frame", disable=not progress, leave=False
     )
@@ -308,13 +309,14 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
         if len(follower) == n_out:  # the audio is shorter than the video: the rest is never shown
             media.frames = n_out
             break
-        follower.add(frame)
+        small, full = frame if isinstance(frame, tuple) else (frame, None)
+        follower.add(small, full)
         bar.update(1)
     bar.close()
     if harvest and not media.still and len(follower) == n_out and follower.tracker.last_center is not None:
         # The audio ends before the video: glance at the rest of it too for a wide-open mouth.
         for frame in sample_frames(media, 12, after=n_out / float(media.fps), convert=shrink):
-            follower.glance(frame)
+            follower.glance(frame[0] if isinstance(frame, tuple) else frame)
     if len(follower) == 0:
         raise VoicefakeError(f"{face} has no frames that can be decoded")
     if not follower.faces:

@@ -42,10 +42,10 @@ class FaceTrack:
         """The track of the same video at a size `factor` (x, y) times this one's (pixel centres kept)."""
         if factor == (1.0, 1.0):
             return self
-        landmarks = (self.landmarks + 0.5) * np.asarray(factor, dtype=np.float32) - 0.5
-        # No bank: its crops would come from the shrunk copy (videos over pipeline.TRACK_SIDE keep the
-        # classic renderer; FaceFollower's keep_mouths).
-        return FaceTrack(landmarks, self.found, self.yaw, self.occluded, self.interior)
+        from voicefake.lipsync.face import scaled_points
+
+        bank = self.bank.scaled(factor) if self.bank is not None else None
+        return FaceTrack(scaled_points(self.landmarks, factor), self.found, self.yaw, self.occluded, self.interior, bank)
 
 
 def track_face(
@@ -71,7 +71,7 @@ class FaceFollower:
     """Follows one face frame by frame: `add(frame)` for each, then `finish(fps)` for the FaceTrack."""
 
     def __init__(self, face_index: int | None = None, still: bool = False, harvest: bool = False,
-                 keep_mouths: bool = True):
+                 to_full: tuple[float, float] = (1.0, 1.0)):
         from voicefake.lipsync.bank import MouthBank
         from voicefake.lipsync.face import FaceTracker
         from voicefake.lipsync.mouth import MouthInterior
@@ -82,9 +82,8 @@ class FaceFollower:
         self.occlusion: dict[int, float] = {}  # frame -> occlusion score, where there is a face
         self.interior, self.widest = None, MouthInterior.MIN_OPENING
         self.fallback = None  # a procedural interior, from the first face seen
-        # a photo has one mouth: nothing to choose; `keep_mouths` False: frames shrunk for tracking
-        # would give blurred mouths at full size
-        self.bank = MouthBank() if harvest and keep_mouths and not still else None
+        self.bank = MouthBank() if harvest and not still else None  # a photo has one mouth: nothing to choose
+        self.to_full = to_full  # frames given are shrunk by this (x, y) from the video's size
         self._nan = np.full((68, 2), np.nan, dtype=np.float32)
 
     def __len__(self) -> int:
@@ -95,8 +94,9 @@ class FaceFollower:
         """How many frames so far show the face."""
         return sum(not np.isnan(points[0, 0]) for points in self.raw)
 
-    def add(self, frame: np.ndarray) -> None:
-        """Follow the face into the next frame."""
+    def add(self, frame: np.ndarray, full=None) -> None:
+        """Follow the face into the next frame; `full`: the frame at the video's size when `frame` is
+        a shrunk copy (a Yuv420), where the mouth bank cuts its mouths (a shrunk mouth would be blurred)."""
         from voicefake.lipsync.mouth import MouthInterior, refine_inner_lips
         from voicefake.lipsync.occlusion import occlusion_score
 
@@ -112,7 +112,16 @@ class FaceFollower:
                 self.fallback = MouthInterior.procedural(frame, points)
             self.interior, self.widest = _better_interior(frame, points, self.interior, self.widest)
         if self.bank is not None:
+            self._bank_mouth(frame, full, points)
+
+    def _bank_mouth(self, frame, full, points: np.ndarray) -> None:
+        """Offer the mouth of this frame to the bank, at the video's size (none without the full frame)."""
+        from voicefake.lipsync.face import scaled_points
+
+        if self.to_full == (1.0, 1.0):
             self.bank.add(len(self.raw) - 1, frame, points)
+        elif full is not None:
+            self.bank.add(len(self.raw) - 1, full, scaled_points(points, self.to_full))
 
     def glance(self, frame: np.ndarray) -> None:
         """A frame that will not be shown (past the end of the audio): only a wider open mouth of the
