@@ -37,7 +37,7 @@ from voicefake.lipsync.face import (
     to_local,
 )
 from voicefake.lipsync.mouth import FIXED, JAW_FOLLOW, JAW_WEIGHTS, mesh_folds, warp
-from voicefake.lipsync.occlusion import covering_mask
+from voicefake.lipsync.occlusion import keep_in_front
 
 MAX_YAW = 0.25  # a more turned face shows a mouth in a perspective no frontal frame can reuse
 MIN_MOUTHS = 25  # about a second of talking: fewer shapes than this leave too little to choose from
@@ -239,13 +239,7 @@ class MouthBank:
         x0, y0, x1, y1 = box
         mouth = self._aligned(entry, to_frame, aligned, target, box)
         _blend(patch, mouth, target - np.array([x0, y0], np.float32), strength)
-        out = frame.copy()
-        front = covering_mask(frame, points, box)
-        if front is not None:  # a finger over part of the mouth stays in front of the new mouth
-            front = front[..., None]
-            patch = (patch * (1.0 - front) + frame[y0:y1, x0:x1] * front + 0.5).astype(frame.dtype)
-        out[y0:y1, x0:x1] = patch
-        return out
+        return keep_in_front(frame, patch, box, points)
 
     def _aligned(self, entry: int, to_frame, aligned, target, box) -> np.ndarray:
         """Bank `entry`'s crop on the pixels of `box`: moved by the similarity `to_frame` (its landmarks

@@ -39,7 +39,7 @@ from voicefake.lipsync.face import (
     to_image,
     to_local,
 )
-from voicefake.lipsync.occlusion import covering_mask
+from voicefake.lipsync.occlusion import keep_in_front
 from voicefake.lipsync.visemes import MAX_OPENING
 
 JAW_WEIGHTS = {4: 0.12, 5: 0.35, 6: 0.62, 7: 0.86, 8: 1.0, 9: 0.86, 10: 0.62, 11: 0.35, 12: 0.12}
@@ -585,11 +585,4 @@ class MouthRenderer:
             return frame
         patch, box = warp(frame, points, target)
         self.interior.paint(patch, box, target, frame)
-        out = frame.copy()
-        x0, y0, x1, y1 = box
-        front = covering_mask(frame, points, box)
-        if front is not None:  # a finger over part of the mouth stays in front of the new mouth
-            front = front[..., None]
-            patch = (patch * (1.0 - front) + frame[y0:y1, x0:x1] * front + 0.5).astype(frame.dtype)
-        out[y0:y1, x0:x1] = patch
-        return out
+        return keep_in_front(frame, patch, box, points)

@@ -1,7 +1,8 @@
 """What is in front of the mouth: a whole frame (fingers over the mouth) or the pixels of a part of it.
 
     occlusion_score(frame, points)       # > this video's usual: the frame is left as it was (track.py)
-    covering_mask(frame, points, box)    # per pixel: what the renderer must leave in front (mouth.py)
+    covering_mask(frame, points, box)    # per pixel: what the renderer must leave in front
+    keep_in_front(frame, patch, box, points)  # the renderers' last step (mouth.py, bank.py)
 
 Lips are horizontal structures: along a column across the mouth, brightness changes at the lip
 edges and at the lip line. Something held in front (a finger, a pen, a microphone) is one surface:
@@ -77,6 +78,19 @@ def lip_columns(frame: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.n
     column = _sample_gray(frame, to_image(np.stack([np.broadcast_to(xs, ys.shape), ys], axis=-1), geo))
     energy = np.abs(np.diff(column, axis=0)).sum(axis=0)
     return xs, energy / max(float(np.percentile(energy, 85)), 1e-3)
+
+
+def keep_in_front(frame: np.ndarray, patch: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray) -> np.ndarray:
+    """A copy of `frame` with `patch` (its region `box`, re-rendered) put in, except where something
+    covers part of the mouth (`covering_mask`): a finger stays in front of the new mouth."""
+    x0, y0, x1, y1 = box
+    front = covering_mask(frame, points, box)
+    if front is not None:
+        front = front[..., None]
+        patch = (patch * (1.0 - front) + frame[y0:y1, x0:x1] * front + 0.5).astype(frame.dtype)
+    out = frame.copy()
+    out[y0:y1, x0:x1] = patch
+    return out
 
 
 def covering_mask(frame: np.ndarray, points: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
