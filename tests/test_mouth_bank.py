@@ -164,7 +164,8 @@ def test_the_bank_keeps_every_other_frame_when_its_crops_outgrow_the_memory_cap(
 @pytest.mark.needs_shared
 def test_a_video_followed_on_a_shrunk_copy_keeps_its_mouths_at_full_size(clip):
     """Over pipeline.TRACK_SIDE a video is followed on a shrunk copy; the bank cuts its mouths from the
-    full 4:2:0 frame (only the crop converted), and its landmarks are scaled to match."""
+    full 4:2:0 frame (only the crop converted; the checks run on the shrunk frame), and its landmarks
+    are scaled to match."""
     import cv2
 
     from voicefake.io.yuv import Yuv420
@@ -175,10 +176,11 @@ def test_a_video_followed_on_a_shrunk_copy_keeps_its_mouths_at_full_size(clip):
     small, full = track.bank, MouthBank()
     for f in small.frames[:4]:
         big = cv2.resize(frames[f], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-        full.add(f, Yuv420.from_bgr(big), scaled_points(track.landmarks[f], (2.0, 2.0)))
+        full.add(f, frames[f], track.landmarks[f], Yuv420.from_bgr(big), (2.0, 2.0))
         (x0, y0), crop = full.origins[-1], full.crops[-1]
         assert abs(crop.shape[0] - 2 * small.crops[len(full) - 1].shape[0]) <= 4  # twice the pixels each way
         assert np.abs(crop.astype(int) - big[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]]).mean() < 3
+    assert full.redness[-1] == pytest.approx(small.redness[len(full) - 1], abs=0.5)  # measured on the small frame
     scaled = small.scaled((2.0, 2.0))
     assert np.allclose(scaled.landmarks, scaled_points(small.landmarks, (2.0, 2.0)))
     assert scaled.crops is small.crops and np.array_equal(small.landmarks, track.bank.landmarks)

@@ -105,6 +105,15 @@ def _grown(mask: np.ndarray, pixels: float) -> np.ndarray:
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
 
+def _crop_box(points: np.ndarray, shape: tuple) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) the bank keeps around the lips, inside a picture of this shape; None if tiny."""
+    margin = CROP_MARGIN * interocular(points)
+    lips = points[LIPS]
+    x0, y0 = np.maximum(np.floor(lips.min(axis=0) - margin).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(lips.max(axis=0) + margin).astype(int) + 1, [shape[1], shape[0]])
+    return None if x1 - x0 < 8 or y1 - y0 < 8 else (int(x0), int(y0), int(x1), int(y1))
+
+
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2x3 least-squares similarity (rotation, scale, shift) that maps `source` points onto `target`."""
     ms, mt = source.mean(axis=0), target.mean(axis=0)
@@ -138,31 +147,28 @@ class MouthBank:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def add(self, index: int, frame, points: np.ndarray) -> None:
-        """Keep a crop of input frame `index` (BGR, or a Yuv420: only the crop is converted) around its
-        lips (`points`, as found), if it may serve."""
-        from voicefake.io.yuv import Yuv420, even_box
-        from voicefake.lipsync.face import yaw_ratio
+    def add(self, index: int, frame: np.ndarray, points: np.ndarray, full=None, to_full=(1.0, 1.0)) -> None:
+        """Keep a crop of input frame `index` around its lips (`points`, as found), if it may serve.
+        `full`: the frame at the video's size (a Yuv420) when `frame` is a copy shrunk by `to_full`
+        (x, y); the crop is cut from it (only the crop converted), the checks are made on `frame`."""
+        from voicefake.io.yuv import even_box
+        from voicefake.lipsync.face import scaled_points, yaw_ratio
 
         if index % self.stride or abs(yaw_ratio(points)) >= MAX_YAW:
             return
-        margin = CROP_MARGIN * interocular(points)
-        lips = points[LIPS]
-        h, w = frame.shape[:2]
-        x0, y0 = np.maximum(np.floor(lips.min(axis=0) - margin).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(lips.max(axis=0) + margin).astype(int) + 1, [w, h])
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        box = _crop_box(points, frame.shape)
+        if box is None:
             return
-        if isinstance(frame, Yuv420):
-            x0, y0, x1, y1 = even_box((x0, y0, x1, y1), w, h)
-            crop = frame.crop_bgr((x0, y0, x1, y1))
-        else:
-            crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+        x0, y0, x1, y1 = box
+        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
+        self.redness.append(lip_redness(crop, points - np.array([x0, y0], np.float32)))
+        self.sharpness.append(float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()))
+        if full is not None:
+            x0, y0, x1, y1 = even_box(_crop_box(scaled_points(points, to_full), full.shape), full.width, full.height)
+            crop = full.crop_bgr((x0, y0, x1, y1))
         self.frames.append(index)
         self.crops.append(crop)
         self.origins.append((int(x0), int(y0)))
-        self.redness.append(lip_redness(crop, points - np.array([x0, y0], np.float32)))
-        self.sharpness.append(float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()))
         self.bytes += crop.nbytes
         if self.bytes > MAX_BYTES:  # keep every other one of those kept so far, and from now on
             self.stride *= 2

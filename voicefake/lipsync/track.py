@@ -111,17 +111,9 @@ class FaceFollower:
             if self.fallback is None:
                 self.fallback = MouthInterior.procedural(frame, points)
             self.interior, self.widest = _better_interior(frame, points, self.interior, self.widest)
-        if self.bank is not None:
-            self._bank_mouth(frame, full, points)
-
-    def _bank_mouth(self, frame, full, points: np.ndarray) -> None:
-        """Offer the mouth of this frame to the bank, at the video's size (none without the full frame)."""
-        from voicefake.lipsync.face import scaled_points
-
-        if self.to_full == (1.0, 1.0):
-            self.bank.add(len(self.raw) - 1, frame, points)
-        elif full is not None:
-            self.bank.add(len(self.raw) - 1, full, scaled_points(points, self.to_full))
+        if self.bank is not None and (full is not None or self.to_full == (1.0, 1.0)):
+            # a shrunk frame's mouth only with the full frame to cut it from: a shrunk one is blurred
+            self.bank.add(len(self.raw) - 1, frame, points, full, self.to_full)
 
     def glance(self, frame: np.ndarray) -> None:
         """A frame that will not be shown (past the end of the audio): only a wider open mouth of the
