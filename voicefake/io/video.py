@@ -120,6 +120,8 @@ def _check_size(path: Path, w: int, h: int) -> None:
 
 
 def _upright(image, rotation: int):
+    if image is None:  # no full-size frame kept (see shrinker)
+        return None
     if isinstance(image, tuple):  # a shrunk frame and its full-size original
         return tuple(_upright(part, rotation) for part in image)
     if isinstance(image, Yuv420):
@@ -167,8 +169,8 @@ def to_yuv(frame) -> Yuv420:
 def shrinker(media: FaceMedia, side: int, keep_full: bool = False):
     """A converter of decoded frames to BGR, shrunk (INTER_AREA, by a whole factor) to fit `side`: the full-size
     frame is never converted; and the factor (x, y) from the shrunk, upright frame back to full size.
-    `keep_full`: a plain 4:2:0 frame that was shrunk comes as (shrunk BGR, the full Yuv420 as decoded),
-    for what must be cut out of it at full size (the mouth bank's mouths)."""
+    `keep_full`: every frame comes as (shrunk BGR, the full frame): the Yuv420 as decoded where a plain
+    4:2:0 frame was shrunk, else None; for what must be cut out of it at full size (the mouth bank's mouths)."""
     import cv2
 
     # by a whole factor: OpenCV's INTER_AREA is several times faster then, and as good
@@ -178,16 +180,18 @@ def shrinker(media: FaceMedia, side: int, keep_full: bool = False):
     if media.rotation in (90, 270):
         width, height = height, width  # the frames as stored, before they are turned upright
 
-    def shrink(frame) -> np.ndarray:
+    def shrink(frame):
+        return shrunk_and_full(frame) if keep_full else shrunk_and_full(frame)[0]
+
+    def shrunk_and_full(frame) -> tuple[np.ndarray, Yuv420 | None]:
         if scale == 1.0:
-            return to_bgr(frame)
+            return to_bgr(frame), None
         if not _plain_i420(frame):
-            return cv2.resize(to_bgr(frame), (width, height), interpolation=cv2.INTER_AREA)
+            return cv2.resize(to_bgr(frame), (width, height), interpolation=cv2.INTER_AREA), None
         full = Yuv420(frame.to_ndarray(format="yuv420p"))
         small = [cv2.resize(p, (width // s, height // s), interpolation=cv2.INTER_AREA)
                  for p, s in zip(full.planes(), (1, 2, 2))]
-        small = Yuv420.from_planes(*small).to_bgr()
-        return (small, full) if keep_full else small
+        return Yuv420.from_planes(*small).to_bgr(), full
 
     return shrink, factor
 

@@ -300,7 +300,8 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
     from voicefake.io.video import iter_frames, prefetch, sample_frames, shrinker
 
     # followed on a smaller copy, cheap at any size; the mouth bank crops from the full frame
-    shrink, factor = shrinker(media, TRACK_SIDE, keep_full=harvest)
+    keep_full = harvest and not media.still
+    shrink, factor = shrinker(media, TRACK_SIDE, keep_full=keep_full)
     follower = FaceFollower(face_index, still=media.still, harvest=harvest, to_full=factor)
     bar = tqdm(
         total=min(media.frames or n_out, n_out), desc="tracking face", unit="frame", disable=not progress, leave=False
@@ -309,14 +310,14 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
         if len(follower) == n_out:  # the audio is shorter than the video: the rest is never shown
             media.frames = n_out
             break
-        small, full = frame if isinstance(frame, tuple) else (frame, None)
-        follower.add(small, full)
+        follower.add(*(frame if keep_full else (frame, None)))
         bar.update(1)
     bar.close()
     if harvest and not media.still and len(follower) == n_out and follower.tracker.last_center is not None:
         # The audio ends before the video: glance at the rest of it too for a wide-open mouth.
-        for frame in sample_frames(media, 12, after=n_out / float(media.fps), convert=shrink):
-            follower.glance(frame[0] if isinstance(frame, tuple) else frame)
+        glance_shrink, _ = shrinker(media, TRACK_SIDE)  # no full-size frames kept for a glance
+        for frame in sample_frames(media, 12, after=n_out / float(media.fps), convert=glance_shrink):
+            follower.glance(frame)
     if len(follower) == 0:
         raise VoicefakeError(f"{face} has no frames that can be decoded")
     if not follower.faces:
@@ -375,18 +376,11 @@ def _report(out: Path, engine: str, writer, duration: float, track, plan, render
         **_frame_counts(track, plan),
         mouth_source="mel spectrogram" if engine == "wav2lip" else plan.source,
         mouth_interior=renderer.interior,
-        bank_frames=_bank_frames(plan, renderer),
+        bank_frames=renderer.bank_drawn,
         speech=plan.speech,
         seconds=time.perf_counter() - started,
         opening=np.asarray(plan.opening, dtype=np.float32),
     )
-
-
-def _bank_frames(plan: MouthPlan, renderer) -> int:
-    """How many output frames the mouth bank drew (the others, if reshaped, were warped and painted)."""
-    if renderer.bank is None or plan.mouths is None:
-        return 0
-    return int(((plan.mouths >= 0) & (plan.strength > 0)).sum())
 
 
 def _frame_counts(track: FaceTrack, plan: MouthPlan) -> dict:

@@ -29,6 +29,7 @@ class Renderer:
     classic: MouthRenderer | None = None
     neural: Wav2LipRenderer | None = None
     bank: MouthBank | None = None
+    bank_drawn: int = 0  # frames drawn with a mouth from the bank (it backs off where its mesh would fold)
 
     @property
     def interior(self) -> str:
@@ -90,5 +91,6 @@ def render_frame(
     if renderer.bank is not None and plan.mouths is not None and plan.mouths[k] >= 0:
         drawn = renderer.bank.render(frame, points, int(plan.mouths[k]), strength)
         if drawn is not None:
+            renderer.bank_drawn += 1
             return drawn
     return renderer.classic.render(frame, points, float(plan.opening[k]), float(plan.spread[k]), strength)
