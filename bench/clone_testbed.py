@@ -30,6 +30,7 @@ from voicefake.io.audio import read_audio
 from voicefake.tts import naturalness, train
 from voicefake.tts.clone import load_base
 from voicefake.tts.model import vits_synthesize
+from voicefake.tts.pauses import cut_at_pauses
 from voicefake.tts.text import text_to_sentences
 from voicefake.tts.voice import load_voice
 
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--speaker", default="allison_en", choices=list(LANGUAGES))
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--settings", default="{}", help="TrainSettings fields as JSON")
+    parser.add_argument("--whole-clips", action="store_true", help="do not cut long clips at pauses (as before)")
     parser.add_argument("--probe-every", type=int, default=0, help="also judge every N steps (4 sentences)")
     args = parser.parse_args()
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}
@@ -85,6 +87,8 @@ def main() -> None:
         own = [u.audio for u in utterances[:PROFILE_UTTERANCES]]
         target = torch.from_numpy(profile(own, SAMPLE_RATE, speaker.embed))
         model, _ = load_base("cpu", settings.vocoder)
+        if not args.whole_clips:  # as clone.clone_from_dataset does
+            utterances = cut_at_pauses(model, utterances, settings.max_clip_seconds, base.phoneme_id_map, target)
         started = time.monotonic()
 
         def on_step(step, losses, checkpoint):

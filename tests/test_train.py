@@ -359,3 +359,33 @@ def test_adversarial_fine_tuning_trains_the_discriminator_and_resumes(base, data
     restored, _ = clone.load_base(vocoder="own", folder=base)
     train.fine_tune(restored, utterances, d_vector, path, settings, seconds=600, max_steps=2, resume=True)
     assert any(not torch.equal(before[k], v) for k, v in restored.disc.state_dict().items())  # it learned on resume
+
+
+@pytest.mark.slow
+def test_a_long_clip_is_cut_at_its_pauses_into_pieces_with_their_own_words(voice):
+    """Three spoken sentences with 0.4 s of silence between them, as one 8 s+ clip with one transcript:
+    cut for training at 4 s, every cut lies in a silence and each piece holds its sentences' phonemes."""
+    from voicefake.tts.pauses import cut_at_pauses
+    from voicefake.tts.text import phonemes_to_ids, phonemize
+
+    texts = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+             "It is easy to tell the depth of a well."]
+    gap = np.zeros(int(0.4 * 22050), np.float32)
+    spoken = [np.concatenate([c.audio for c in voice.synthesize(t)]) for t in texts]
+    audio = np.concatenate([spoken[0], gap, spoken[1], gap, spoken[2]])
+    silences = [(len(spoken[0]), len(spoken[0]) + len(gap))]
+    silences.append((silences[0][1] + len(spoken[1]), silences[0][1] + len(spoken[1]) + len(gap)))
+    phonemes = [p for sentence in phonemize(" ".join(texts)) for p in [*sentence, " "]][:-1]
+    whole = train.Utterance(audio, phonemes_to_ids(phonemes, voice.phoneme_id_map), " ".join(texts))
+    short = train.Utterance(spoken[0], [1, 0, 2], "kept as it is")
+    model, _ = clone.load_base("cpu")
+
+    pieces = cut_at_pauses(model, [short, whole], 4.0, voice.phoneme_id_map)
+
+    assert pieces[0] is short and len(pieces) == 4
+    assert all(len(p.audio) <= 4.0 * 22050 for p in pieces)
+    ends = np.cumsum([len(p.audio) for p in pieces[1:]])[:-1]
+    assert all(any(lo <= end <= hi for lo, hi in silences) for end in ends)
+    for piece, text in zip(pieces[1:], texts):
+        own = [p for sentence in phonemize(text) for p in [*sentence, " "]][:-1]
+        assert piece.phoneme_ids == phonemes_to_ids(own, voice.phoneme_id_map)

@@ -296,6 +296,7 @@ def clone_from_dataset(
     any language the base voice's phoneme set covers, English best.
     """
     from voicefake.tts import train
+    from voicefake.tts.pauses import cut_at_pauses
 
     device = check_device(device)
     out_dir = Path(out_dir)
@@ -308,6 +309,7 @@ def clone_from_dataset(
     profile = voice_profile(data_dir, utterances)
     settings = settings or train.TrainSettings()
     model, _ = load_base(device, settings.vocoder)
+    utterances = cut_at_pauses(model, utterances, settings.max_clip_seconds, base_voice.phoneme_id_map, torch.from_numpy(profile))
 
     validate = clone_validator(profile, base_voice, device)
     state = train.fine_tune(

@@ -47,9 +47,10 @@ class Utterance:
 
 def load_utterances(
     folder: str | Path, id_map, espeak_voice: str = "en-us", minutes: float | None = None,
-    min_seconds: float = 0.5, max_seconds: float = 12.0,
+    min_seconds: float = 0.5, max_seconds: float = 30.0,
 ) -> list[Utterance]:
-    """Read, resample and phonemize a dataset folder, up to `minutes` of audio."""
+    """Read, resample and phonemize a dataset folder, up to `minutes` of audio. Clips longer than
+    training takes are kept whole here: `pauses.cut_at_pauses` cuts them."""
     utterances, total = [], 0.0
     for path, text in read_dataset(folder):
         if minutes is not None and total >= minutes * 60:
