@@ -184,3 +184,27 @@ def test_a_video_followed_on_a_shrunk_copy_keeps_its_mouths_at_full_size(clip):
     scaled = small.scaled((2.0, 2.0))
     assert np.allclose(scaled.landmarks, scaled_points(small.landmarks, (2.0, 2.0)))
     assert scaled.crops is small.crops and np.array_equal(small.landmarks, track.bank.landmarks)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+def test_a_whole_lipsync_of_the_talking_clip_draws_mouths_from_its_bank(tmp_path, voice):
+    """The whole `lipsync()` call, end to end: the bank is built in pass 1 and draws in pass 2, and
+    the report counts only frames really drawn from it. About 18 s of speech, longer than the clip
+    (15.6 s): pass 1 follows a clip only as far as the audio goes, and 13 s of it hold too few clear
+    mouths for a bank (measured: none drawn)."""
+    import av
+
+    from voicefake.lipsync import lipsync
+
+    texts = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+             "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+             "Rice is often served in round bowls.", "The juice of lemons makes fine punch.",
+             "The box was thrown beside the parked truck.", "Four hours of steady work faced us."]
+    chunks = [c for text in texts for c in voice.synthesize(text)]
+    out = tmp_path / "bank.mp4"
+    report = lipsync(shared_data() / "faces" / "WolfgangLanger_Pexels.mp4", chunks, out, progress=False)
+    assert report.mouth_interior == "harvested"
+    assert 5 <= report.bank_frames < report.face_frames  # some from the bank, most warped as before
+    with av.open(str(out)) as written:
+        assert written.streams.video[0].frames == report.frames
