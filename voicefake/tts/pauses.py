@@ -40,7 +40,8 @@ def alignment(model, phoneme_ids: list[int], audio: np.ndarray, d_vector: torch.
     _, m_p, logs_p, x_mask = model.text_encoder(x, torch.tensor([x.shape[1]], device=device))
     _, m_q, _, y_mask = model.posterior_encoder(spec, torch.tensor([spec.shape[2]], device=device), g=g)
     z_p = model.flow(m_q, y_mask, g=g)
-    # log-likelihood of each frame under each phoneme's Gaussian (what VITS's forward_mas maximises)
+    # log-likelihood of each frame under each phoneme's Gaussian, as Vits.forward_mas computes it; not
+    # called, because it also runs the duration predictor, which draws noise and would shift training's seed
     inverse = torch.exp(-2 * logs_p)
     logp = (
         torch.sum(-0.5 * math.log(2 * math.pi) - logs_p - 0.5 * m_p**2 * inverse, [1]).unsqueeze(-1)
@@ -109,12 +110,13 @@ def cut_at_pauses(model, utterances: list, max_seconds: float, id_map: dict, d_v
             continue
         ids = np.asarray(utterance.phoneme_ids)
         durations = alignment(model, utterance.phoneme_ids, utterance.audio, d_vector)
-        points = cut_points(durations, np.isin(ids, id_map[" "]), silent_frames(utterance.audio, int(durations.sum())))
+        frames = int(durations.sum())
+        points = cut_points(durations, np.isin(ids, id_map[" "]), silent_frames(utterance.audio, frames))
         if not points:
             kept.append(utterance)
             continue
         boundary_at = {frame: index for index, frame in points}
-        spans = pieces(points, int(durations.sum()), max_frames, min_frames)
+        spans = pieces(points, frames, max_frames, min_frames)
         for number, (first, end) in enumerate(spans):
             # Piper's layout: BOS, PAD, (phoneme, PAD)..., EOS; a piece keeps the words between its cuts
             begin = boundary_at[first] + 2 if first in boundary_at else 2
