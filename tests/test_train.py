@@ -311,30 +311,20 @@ def test_a_clone_first_autoencodes_her_mel_then_learns_the_prior_and_resumes_acr
     assert {"mel", "kl", "duration"} <= seen[-1][1]  # phase 2: the clone objective
     assert [row[0] for row in state.history] == [3, 4]
     assert any(not torch.equal(v, after_phase_one[k]) for k, v in resumed.state_dict().items() if k.startswith("flow."))
-    assert all(torch.equal(v, after_phase_one[k]) for k, v in resumed.state_dict().items()
-               if k.startswith("posterior_encoder."))  # at rest in phase 2: the prior learns phase 1's latents
 
 
-def test_the_adapter_learns_faster_in_phase_one_and_the_posterior_encoder_rests_in_phase_two(base):
+def test_the_adapter_learns_faster_in_phase_one_and_every_rate_returns_in_phase_two(base):
     model, _ = clone.load_base(folder=base)
     settings = train.TrainSettings()
     optimizer = torch.optim.AdamW(train.parameter_groups(model, settings))
-    part = {id(p): n.split(".")[0] for n, p in model.named_parameters()}
+    adapter = {id(p) for p in model.waveform_decoder.parameters()}
 
     def rates(step):
         train.use_phase(optimizer, model, step, settings)
-        return {part[id(p)]: g["lr"] for g in optimizer.param_groups for p in g["params"]}
+        return {any(id(p) in adapter for p in g["params"]): g["lr"] for g in optimizer.param_groups}
 
-    def learning(module) -> bool:
-        return all(p.requires_grad for p in module.parameters())
-
-    phase_one = rates(0)
-    assert phase_one["waveform_decoder"] == pytest.approx(settings.autoencoder_adapter_rate_scale * settings.learning_rate)
-    assert phase_one["posterior_encoder"] == pytest.approx(settings.learning_rate) and learning(model.posterior_encoder)
-    phase_two = rates(settings.autoencoder_steps)
-    assert phase_two["waveform_decoder"] == pytest.approx(settings.learning_rate)
-    assert phase_two["posterior_encoder"] == 0 and not any(p.requires_grad for p in model.posterior_encoder.parameters())
-    assert rates(0)["posterior_encoder"] > 0 and learning(model.posterior_encoder)  # a resumed run goes back alike
+    assert rates(0)[True] == pytest.approx(settings.autoencoder_adapter_rate_scale * settings.learning_rate)
+    assert rates(settings.autoencoder_steps)[True] == pytest.approx(settings.learning_rate)
     assert not train.autoencoding(model, settings.autoencoder_steps, settings)
     assert not train.autoencoding(tiny_model(), 0, settings)  # the own-vocoder path has no phase 1
 

@@ -6,8 +6,7 @@ own speech, whose z is known. A clone (`fine_tune`) then trains in two phases:
 
     1. autoencoder   posterior encoder + mel adapter reconstruct her log-mel (`autoencoder_losses`)
     2. clone         the VITS objective in mel space: mel reconstruction, KL between posterior and
-                     prior, duration likelihood (`mel_losses`); the posterior encoder rests, so the
-                     prior learns the latents phase 1 found and the adapter keeps them sharp
+                     prior, duration likelihood (`mel_losses`)
 
 The bundled voice's own waveform decoder can be trained instead (`generator_losses`, with an
 optional spectrogram discriminator), but it smears the harmonics (issue 12).
@@ -419,10 +418,6 @@ class TrainSettings:
     # adapter alone, as an autoencoder of her mel (`autoencoder_losses`), the adapter faster.
     autoencoder_steps: int = 300
     autoencoder_adapter_rate_scale: float = 5.0
-    # Phase 2 keeps these as phase 1 left them. A posterior encoder that goes on learning under the
-    # KL widens its spread (logs_q -2.6 -> -0.3 within 100 steps) and the adapter, fed noisier
-    # latents, blurs her mel (test bed: DistillMOS 3.0-3.2 against 2.7-2.9 along 300 steps, likeness alike).
-    clone_frozen: tuple = ("posterior_encoder",)
     segment_frames: int = SEGMENT_FRAMES
     max_clip_seconds: float = 8.0  # longer clips cost much more per step for little gain
     seed: int = 0
@@ -448,10 +443,8 @@ def _rate_scale(name: str, settings: TrainSettings) -> float:
 def parameter_groups(model, settings: TrainSettings) -> list[dict]:
     """Optimizer groups by learning rate (see `_rate_scale`); frozen parts and rate 0 are left out.
 
-    Each group also carries its rate in either phase ("clone_lr", "autoencoder_lr"; `use_phase`):
-    the adapter learns faster in phase 1, `settings.clone_frozen` stops in phase 2."""
+    Each group also carries its rate in either phase ("clone_lr", "autoencoder_lr"; `use_phase`)."""
     frozen = tuple(f"{f}." for f in settings.frozen)
-    still_in_phase_two = tuple(f"{f}." for f in settings.clone_frozen) if has_mel_decoder(model) else ()
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if name.startswith("disc."):
@@ -460,12 +453,10 @@ def parameter_groups(model, settings: TrainSettings) -> list[dict]:
             scale = 0.0 if name.startswith(frozen) else _rate_scale(name, settings)
         p.requires_grad_(scale > 0)  # no gradients computed for frozen parts: faster
         if scale > 0:
-            groups.setdefault((scale, name.startswith("waveform_decoder."), name.startswith(still_in_phase_two)),
-                              []).append(p)
-    return [{"params": params, "lr": settings.learning_rate * scale,
-             "clone_lr": 0.0 if still else settings.learning_rate * scale,
+            groups.setdefault((scale, name.startswith("waveform_decoder.")), []).append(p)
+    return [{"params": params, "lr": settings.learning_rate * scale, "clone_lr": settings.learning_rate * scale,
              "autoencoder_lr": settings.learning_rate * scale * (settings.autoencoder_adapter_rate_scale if decoder else 1)}
-            for (scale, decoder, still), params in groups.items()]
+            for (scale, decoder), params in groups.items()]
 
 
 def autoencoding(model, step: int, settings: TrainSettings) -> bool:
@@ -474,14 +465,12 @@ def autoencoding(model, step: int, settings: TrainSettings) -> bool:
 
 
 def use_phase(optimizer, model, step: int, settings: TrainSettings) -> None:
-    """Set the learning rates of the phase step `step` is in (0: at rest); phase 2 starts with fresh Adam moments.
+    """Set the learning rates of the phase step `step` is in; phase 2 starts with fresh Adam moments.
 
     Only the step decides, so a run resumed in either phase, or at the boundary, goes on alike."""
     phase_one = autoencoding(model, step, settings)
     for group in optimizer.param_groups:
         group["lr"] = group["autoencoder_lr" if phase_one else "clone_lr"]
-        for p in group["params"]:
-            p.requires_grad_(group["lr"] > 0)  # a part at rest costs no backward pass (a phase-2 step 17 % less)
     if step == settings.autoencoder_steps and has_mel_decoder(model):
         optimizer.state.clear()  # the moments of the autoencoder's gradients would steer the first clone steps
 
