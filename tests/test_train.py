@@ -273,9 +273,14 @@ def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, 
         snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in m.state_dict().items()}
         return {"similarity": 0.5, "score": next(scores)}
 
+    trained = {}  # the weights each step left (the validation judged their average)
+
+    def keep_trained(step, losses, state):
+        trained[step] = {k: v.clone() for k, v in model.state_dict().items()}
+
     path = tmp_path / "checkpoint.pt"
     settings = train.TrainSettings(batch_size=2, autoencoder_steps=0)
-    state = train.fine_tune(model, utterances, d_vector, path, settings, seconds=600,
+    state = train.fine_tune(model, utterances, d_vector, path, settings, seconds=600, on_step=keep_trained,
                             max_steps=10, validate=validate, validate_every=1, patience=2)
     assert state.step == 4  # two checks without a new best after step 2: early stop
     assert [row[2]["score"] for row in state.history] == [0.5, 0.9, 0.7, 0.6]
@@ -283,6 +288,24 @@ def test_the_best_validated_weights_are_kept_and_returned(base, dataset, voice, 
     assert torch.load(train.best_weights_path(path), weights_only=True)["step"] == 2
     for name, value in model.state_dict().items():
         assert torch.equal(value, snapshots[2][name]), name
+    # what step 2's check judged is the weight average: the first step's weights, then 2/11 of them kept
+    name = "waveform_decoder.adapter.post.weight"
+    assert torch.equal(snapshots[1][name], trained[1][name])
+    assert torch.allclose(snapshots[2][name], 2 / 11 * trained[1][name] + 9 / 11 * trained[2][name], atol=1e-6)
+    assert not torch.allclose(snapshots[2][name], trained[2][name])
+
+
+def test_the_weight_average_follows_the_trained_weights_and_swaps_back():
+    layer = torch.nn.Linear(2, 1, bias=False)
+    average = train.WeightAverage(layer, decay=0.5)
+    for value in (1.0, 3.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update(layer)  # the first update copies; then the decay ramps up: 2/11 of the average kept
+    average.swap(layer)
+    assert torch.allclose(layer.weight, torch.full((1, 2), 2 / 11 * 1.0 + 9 / 11 * 3.0))
+    average.swap(layer)
+    assert torch.equal(layer.weight, torch.full((1, 2), 3.0))
 
 
 @pytest.mark.slow

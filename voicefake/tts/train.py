@@ -258,6 +258,41 @@ def fit_mel_adapter(adapter, examples: list[tuple[torch.Tensor, torch.Tensor]], 
     return losses
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trained weights (Polyak averaging).
+
+    Starts where phase 2 starts; the decay ramps up, (1 + n) / (10 + n), so the first steps'
+    weights do not linger in it."""
+
+    def __init__(self, model, decay: float):
+        self.decay, self.count = decay, 0
+        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def update(self, model) -> None:
+        """Fold in the model's weights after a step (the first update copies them)."""
+        keep = min(self.decay, (1 + self.count) / (10 + self.count)) if self.count else 0.0
+        self.count += 1
+        for name, p in model.named_parameters():
+            if name in self.shadow:
+                self.shadow[name].lerp_(p.detach(), 1.0 - keep)
+
+    @torch.no_grad()
+    def swap(self, model) -> None:
+        """Exchange the model's weights with the averaged ones (twice: back as they were)."""
+        for name, p in model.named_parameters():
+            if name in self.shadow:
+                trained = p.detach().clone()
+                p.copy_(self.shadow[name])
+                self.shadow[name] = trained
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count, self.shadow = int(state["count"]), dict(state["shadow"])
+
+
 @dataclass
 class Checkpoint:
     """Everything needed to resume training exactly where it stopped."""
@@ -267,17 +302,19 @@ class Checkpoint:
     settings: dict
     history: list  # (step, seconds, validation figures) rows
 
-    def save(self, path: Path, model, optimizer) -> None:
+    def save(self, path: Path, model, optimizer, average: WeightAverage | None = None) -> None:
         """Write then rename: a crash or full disk never leaves a corrupt checkpoint."""
+        extra = {} if average is None else {"average": average.state_dict()}
         with atomic_output(path) as partial:
             try:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **asdict(self)}, partial)
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **extra, **asdict(self)},
+                           partial)
             except (OSError, RuntimeError) as error:  # torch reports a full disk as RuntimeError
                 raise output_error(path, error) from error
 
     @classmethod
-    def load(cls, path: Path, model, optimizer=None) -> Checkpoint:
-        """Restore model (and optimizer) weights; returns the training position.
+    def load(cls, path: Path, model, optimizer=None, average: WeightAverage | None = None) -> Checkpoint:
+        """Restore model (and optimizer, and weight average) weights; returns the training position.
 
         A truncated, overwritten or foreign file raises VoicefakeError (`damaged_checkpoint`)."""
         check_checkpoint(path)
@@ -286,6 +323,8 @@ class Checkpoint:
             model.load_state_dict(state["model"])
             if optimizer is not None:
                 optimizer.load_state_dict(state["optimizer"])
+            if average is not None and "average" in state:
+                average.load_state_dict(state["average"])
             return cls(state["step"], state["seconds"], state["settings"], state["history"])
         except Exception as error:  # unpickling, missing keys, tensors of another model
             raise damaged_checkpoint(path, error) from error
@@ -418,6 +457,9 @@ class TrainSettings:
     # adapter alone, as an autoencoder of her mel (`autoencoder_losses`), the adapter faster.
     autoencoder_steps: int = 300
     autoencoder_adapter_rate_scale: float = 5.0
+    # What validation judges and a clone keeps: an exponential moving average of the weights phase 2
+    # trains (its horizon grows to 1 / (1 - decay) steps), not the last step's, which batch 4 jitters.
+    average_decay: float = 0.99
     segment_frames: int = SEGMENT_FRAMES
     max_clip_seconds: float = 8.0  # longer clips cost much more per step for little gain
     seed: int = 0
@@ -486,8 +528,9 @@ def fine_tune(
     (Ctrl-C, SIGTERM), so only a hard kill (-9) loses anything: at most one interval.
     A clone with the universal vocoder first trains `settings.autoencoder_steps` steps of phase 1
     (`autoencoder_losses`), then the clone objective. `validate(model) -> dict` of figures with
-    a "score" (higher is better) runs every `validate_every` steps of phase 2; the best-scoring
-    weights are kept beside the checkpoint (`best.pt`) and are what the model holds on return;
+    a "score" (higher is better) runs every `validate_every` steps of phase 2 on the average of
+    the weights phase 2 trained (`WeightAverage`); the best-scoring average is kept beside the
+    checkpoint (`best.pt`) and is what the model holds on return;
     training stops early after `patience` checks without a new best. `on_step(step, losses,
     checkpoint)` reports progress. Runs under torchrun too (DistributedDataParallel, gloo or
     nccl): rank 0 writes the files.
@@ -503,7 +546,8 @@ def fine_tune(
 
         model.disc = MultiResolutionDiscriminator().to(next(model.parameters()).device)
     optimizer = torch.optim.AdamW(parameter_groups(model, settings), betas=(0.8, 0.99), eps=1e-9)
-    state = _starting_state(model, optimizer, checkpoint_path, settings, resume)
+    average = WeightAverage(model, settings.average_decay)
+    state = _starting_state(model, optimizer, checkpoint_path, settings, resume, average)
     objective = MelObjective(model) if has_mel_decoder(model) else model
     trainer = torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True) if distributed else objective
     clips = [u for u in utterances if len(u.audio) <= settings.max_clip_seconds * SAMPLE_RATE] or utterances
@@ -527,32 +571,37 @@ def fine_tune(
             use_phase(optimizer, model, state.step, settings)
             losses = _train_step(trainer, model, optimizer, batch, target, settings,
                                  autoencoding(model, state.step, settings))
+            if not autoencoding(model, state.step, settings):
+                average.update(model)
             state.step += 1
             state.seconds = time.monotonic() - started
             if validate is not None and _validation_due(model, state.step, settings, validate_every):
-                _validate(model, validate, state, best_path if rank == 0 else None)
+                _validate(model, validate, state, best_path if rank == 0 else None, average)
             if on_step:
                 on_step(state.step, losses, state)
             if rank == 0 and time.monotonic() - last_save >= checkpoint_every:
-                state.save(checkpoint_path, model, optimizer)
+                state.save(checkpoint_path, model, optimizer, average)
                 last_save = time.monotonic()
     except BaseException:  # Ctrl-C, a cancel from the app (SIGTERM): keep every finished step
         if rank == 0 and state.step > 0:
-            state.save(checkpoint_path, model, optimizer)
+            state.save(checkpoint_path, model, optimizer, average)
         raise
     model.eval()
     if rank == 0:
-        state.save(checkpoint_path, model, optimizer)
+        state.save(checkpoint_path, model, optimizer, average)
+    if average.count:
+        average.swap(model)  # the model ends holding the average, or the best check's weights (below)
     load_best_weights(model, best_path)
     return state
 
 
-def _starting_state(model, optimizer, checkpoint_path: Path, settings: TrainSettings, resume: bool) -> Checkpoint:
+def _starting_state(model, optimizer, checkpoint_path: Path, settings: TrainSettings, resume: bool,
+                    average: WeightAverage) -> Checkpoint:
     """A fresh position, or the checkpoint's when resuming with unchanged settings."""
     if not (resume and Path(checkpoint_path).exists()):
         best_weights_path(checkpoint_path).unlink(missing_ok=True)  # a new run: an old best is not ours
         return Checkpoint(step=0, seconds=0.0, settings=asdict(settings), history=[])
-    state = Checkpoint.load(checkpoint_path, model, optimizer)
+    state = Checkpoint.load(checkpoint_path, model, optimizer, average)
     if state.settings != asdict(settings):
         changed = sorted(k for k in asdict(settings) if state.settings.get(k) != asdict(settings)[k])
         raise VoicefakeError(f"cannot resume: settings changed since the checkpoint ({', '.join(changed)}); "
@@ -597,15 +646,22 @@ def _checks_since_best(history: list) -> int:
     return len(scores) - 1 - int(np.argmax(scores))
 
 
-def _validate(model, validate, state: Checkpoint, best_path: Path | None) -> None:
-    """Measure the model; keep its weights in `best_path` when it beats every earlier check."""
+def _validate(model, validate, state: Checkpoint, best_path: Path | None, average: WeightAverage | None = None) -> None:
+    """Measure the model's averaged weights; keep them in `best_path` when they beat every earlier check."""
     model.eval()
-    figures = validate(model)
-    figures = dict(figures) if isinstance(figures, dict) else {"score": float(figures)}
-    state.history.append((state.step, round(state.seconds, 1), figures))
-    if best_path is not None and _checks_since_best(state.history) == 0:
-        with atomic_output(best_path) as partial:
-            torch.save({"model": generator_state(model), "step": state.step, "figures": figures}, partial)
+    averaged = average is not None and average.count > 0
+    if averaged:
+        average.swap(model)
+    try:
+        figures = validate(model)
+        figures = dict(figures) if isinstance(figures, dict) else {"score": float(figures)}
+        state.history.append((state.step, round(state.seconds, 1), figures))
+        if best_path is not None and _checks_since_best(state.history) == 0:
+            with atomic_output(best_path) as partial:
+                torch.save({"model": generator_state(model), "step": state.step, "figures": figures}, partial)
+    finally:
+        if averaged:
+            average.swap(model)  # training goes on from its own weights
 
 
 def best_weights_path(checkpoint_path: Path) -> Path:
