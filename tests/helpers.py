@@ -82,7 +82,7 @@ def encode(path: Path, audio: np.ndarray, rate: int, codec: str, channels: int =
 def music(seconds: float, rate: int = 22050, seed: int = 0) -> np.ndarray:
     """Synthetic instrumental music: plucked harmonic notes of a scale with chords and drum hits."""
     rng = np.random.default_rng(seed)
-    out = np.zeros(int(seconds * rate), np.float32)
+    out = np.zeros(round(seconds * rate), np.float32)  # round: a length given as samples / rate comes back whole
     notes = [220, 247, 262, 294, 330, 349, 392, 440, 494, 523]
     pos = 0
     while pos < len(out):
