@@ -14,6 +14,7 @@ optional spectrogram discriminator), but it smears the harmonics (issue 12).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -279,12 +280,25 @@ class WeightAverage:
 
     @torch.no_grad()
     def swap(self, model) -> None:
-        """Exchange the model's weights with the averaged ones (twice: back as they were)."""
+        """Exchange the model's weights with the averaged ones (twice: back as they were).
+
+        Before the first update there is no average: the model keeps its weights."""
+        if not self.count:
+            return
         for name, p in model.named_parameters():
             if name in self.shadow:
                 trained = p.detach().clone()
                 p.copy_(self.shadow[name])
                 self.shadow[name] = trained
+
+    @contextlib.contextmanager
+    def in_use(self, model):
+        """The model holds the averaged weights inside the block, its own again after it."""
+        self.swap(model)
+        try:
+            yield model
+        finally:
+            self.swap(model)
 
     def state_dict(self) -> dict:
         return {"count": self.count, "shadow": self.shadow}
@@ -569,9 +583,9 @@ def fine_tune(
             rng = random.Random(settings.seed * 1_000_003 + state.step * world + rank)  # resumable and per-rank
             batch = collate(rng.sample(clips, min(settings.batch_size, len(clips))))
             use_phase(optimizer, model, state.step, settings)
-            losses = _train_step(trainer, model, optimizer, batch, target, settings,
-                                 autoencoding(model, state.step, settings))
-            if not autoencoding(model, state.step, settings):
+            phase_one = autoencoding(model, state.step, settings)
+            losses = _train_step(trainer, model, optimizer, batch, target, settings, phase_one)
+            if not phase_one:
                 average.update(model)
             state.step += 1
             state.seconds = time.monotonic() - started
@@ -589,8 +603,7 @@ def fine_tune(
     model.eval()
     if rank == 0:
         state.save(checkpoint_path, model, optimizer, average)
-    if average.count:
-        average.swap(model)  # the model ends holding the average, or the best check's weights (below)
+    average.swap(model)  # the model ends holding the average, or the best check's weights (below)
     load_best_weights(model, best_path)
     return state
 
@@ -646,22 +659,18 @@ def _checks_since_best(history: list) -> int:
     return len(scores) - 1 - int(np.argmax(scores))
 
 
-def _validate(model, validate, state: Checkpoint, best_path: Path | None, average: WeightAverage | None = None) -> None:
-    """Measure the model's averaged weights; keep them in `best_path` when they beat every earlier check."""
+def _validate(model, validate, state: Checkpoint, best_path: Path | None, average: WeightAverage) -> None:
+    """Measure the model's averaged weights; keep them in `best_path` when they beat every earlier check.
+
+    Training goes on from its own weights afterwards."""
     model.eval()
-    averaged = average is not None and average.count > 0
-    if averaged:
-        average.swap(model)
-    try:
+    with average.in_use(model):
         figures = validate(model)
         figures = dict(figures) if isinstance(figures, dict) else {"score": float(figures)}
         state.history.append((state.step, round(state.seconds, 1), figures))
         if best_path is not None and _checks_since_best(state.history) == 0:
             with atomic_output(best_path) as partial:
                 torch.save({"model": generator_state(model), "step": state.step, "figures": figures}, partial)
-    finally:
-        if averaged:
-            average.swap(model)  # training goes on from its own weights
 
 
 def best_weights_path(checkpoint_path: Path) -> Path:
