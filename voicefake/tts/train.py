@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from voicefake.config import HOP_LENGTH, SAMPLE_RATE
+from voicefake.config import HOP_LENGTH, NOISE_SCALE, SAMPLE_RATE
 from voicefake.enroll.dataset import read_dataset
 from voicefake.errors import VoicefakeError
 from voicefake.io.atomic import atomic_output, output_error
@@ -173,11 +173,12 @@ def _adversarial_terms(discriminator, real: torch.Tensor, made: torch.Tensor, lo
     return weight * (losses["adversarial"] + 2.0 * losses["features"]) + losses["discriminator"]
 
 
-def mel_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
+def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float = 0.0) -> dict:
     """The clone objective of a model with a `MelWaveformDecoder`: VITS's, reconstructing in mel space.
 
     The posterior's z must give, through the adapter, the clip's log-mel; KL between posterior
-    and prior and the duration likelihood are VITS's.
+    and prior and the duration likelihood are VITS's. With `prior_weight` > 0, what the prior
+    samples on the aligned text must give the clip's log-mel too (`_prior_mel_error`).
     The vocoder never runs in training (a step costs 0.84x one that trains the bundled decoder).
     """
     device = next(model.parameters()).device
@@ -194,7 +195,21 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
         "duration": durations["loss_duration"].sum(),
     }
     losses["total"] = 45.0 * losses["mel"] + losses["kl"] + losses["duration"]
+    if prior_weight:
+        losses["prior_mel"] = _prior_mel_error(model, m_p, logs_p, y_mask, g, batch["spec"])
+        losses["total"] = losses["total"] + 45.0 * prior_weight * losses["prior_mel"]
     return losses
+
+
+def _prior_mel_error(model, m_p, logs_p, y_mask, g, spec) -> torch.Tensor:
+    """The adapter's mel error on latents drawn as a voice speaks: from the prior (on the frames
+    the alignment gave the text), through the flow backwards, with the voice's sampling noise.
+
+    Training otherwise shows the adapter only the posterior's latents, which the prior matches
+    in distribution (KL), not frame for frame; this trains the path a voice actually speaks."""
+    z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * NOISE_SCALE
+    z = model.flow(z_p, y_mask, g=g, reverse=True)
+    return _adapter_mel_error(model, z, y_mask, spec)
 
 
 def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
@@ -223,12 +238,15 @@ def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch
 class MelObjective(torch.nn.Module):
     """`mel_losses` (or phase 1's `autoencoder_losses`) as a module's forward, so that DistributedDataParallel can wrap it."""
 
-    def __init__(self, model):
+    def __init__(self, model, prior_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.prior_weight = prior_weight
 
     def forward(self, batch: dict, d_vectors: torch.Tensor, autoencoder: bool = False) -> dict:
-        return (autoencoder_losses if autoencoder else mel_losses)(self.model, batch, d_vectors)
+        if autoencoder:
+            return autoencoder_losses(self.model, batch, d_vectors)
+        return mel_losses(self.model, batch, d_vectors, self.prior_weight)
 
 
 def fit_mel_adapter(adapter, examples: list[tuple[torch.Tensor, torch.Tensor]], steps: int, batch_size: int = 16,
@@ -463,6 +481,7 @@ class TrainSettings:
     frozen: tuple = ("text_encoder", "duration_predictor")
     flow_rate_scale: float = 0.1  # the flow moves the prior toward her latents, gently
     stft_weight: float = 0.0  # the multi-resolution STFT loss beside the mel loss
+    prior_mel_weight: float = 0.0  # > 0: the mel loss on the prior's latents too (`mel_losses`)
     adversarial_weight: float = 0.0  # > 0: train the decoder against a spectrogram discriminator too
     conditioning_rate_scale: float = 1.0  # the layers that inject the d-vector (zero at the start)
     decoder_rate_scale: float = 1.0  # the waveform decoder (the vocoder); 0 freezes it but its conditioning
@@ -562,7 +581,7 @@ def fine_tune(
     optimizer = torch.optim.AdamW(parameter_groups(model, settings), betas=(0.8, 0.99), eps=1e-9)
     average = WeightAverage(model, settings.average_decay)
     state = _starting_state(model, optimizer, checkpoint_path, settings, resume, average)
-    objective = MelObjective(model) if has_mel_decoder(model) else model
+    objective = MelObjective(model, settings.prior_mel_weight) if has_mel_decoder(model) else model
     trainer = torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True) if distributed else objective
     clips = [u for u in utterances if len(u.audio) <= settings.max_clip_seconds * SAMPLE_RATE] or utterances
     target = torch.nn.functional.normalize(d_vector.reshape(1, -1).float(), dim=-1)
