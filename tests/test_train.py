@@ -14,6 +14,7 @@ from voicefake.config import CHECKOUT_PRETRAINED
 from voicefake.enroll.dataset import read_dataset
 from voicefake.errors import VoicefakeError
 from voicefake.tts import clone, train
+from voicefake.tts.discriminator import MelDiscriminator
 from voicefake.tts.model import has_mel_decoder, vits_synthesize
 
 TEXTS = ["Cats sit on mats.", "Dogs run fast.", "Birds can fly high."]
@@ -93,25 +94,33 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
 
 
 @pytest.mark.slow
-def test_the_mel_objective_learns_a_fixed_batch_and_never_runs_the_vocoder(base, dataset, voice, monkeypatch):
+@pytest.mark.parametrize(("prior_weight", "adversarial_weight"), [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])
+def test_the_mel_objective_learns_a_fixed_batch_and_never_runs_the_vocoder(base, dataset, voice, monkeypatch,
+                                                                          prior_weight, adversarial_weight):
     model, d_vector = clone.load_base(folder=base)
     assert has_mel_decoder(model)
     batch = train.collate(train.load_utterances(dataset, voice.phoneme_id_map))
     target = d_vector.reshape(1, -1).expand(len(batch["x"]), -1)
     monkeypatch.setattr(model.waveform_decoder, "vocoder", None)  # training must not need it
+    settings = train.TrainSettings(prior_mel_weight=prior_weight, adversarial_weight=adversarial_weight)
+    if adversarial_weight:
+        model.disc = MelDiscriminator()
+    terms = {"prior_weight": prior_weight, "adversarial_weight": adversarial_weight}
+    expected = {"mel", "kl", "duration", "total"} | ({"prior_mel"} if prior_weight else set())
+    expected |= {"adversarial", "features", "discriminator"} if adversarial_weight else set()
 
     def loss() -> float:
         torch.manual_seed(1)  # the same posterior noise each time
         with torch.no_grad():
-            return float(train.mel_losses(model, batch, target)["total"])
+            return float(train.mel_losses(model, batch, target, prior_weight)["mel"])
 
     before = loss()
-    optimizer = torch.optim.AdamW(train.parameter_groups(model, train.TrainSettings()))
+    optimizer = torch.optim.AdamW(train.parameter_groups(model, settings))
     model.train()
     for step in range(6):
         torch.manual_seed(100 + step)
-        losses = train.mel_losses(model, batch, target)
-        assert set(losses) == {"mel", "kl", "duration", "total"}
+        losses = train.mel_losses(model, batch, target, **terms)
+        assert set(losses) == expected
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()

@@ -1,9 +1,12 @@
-"""A light multi-resolution spectrogram discriminator (UnivNet's MRD) for fine-tuning the vocoder.
+"""Light discriminators for fine-tuning a clone: on its waveform or on its log-mel.
 
 Piper ships no discriminator, and coqui's (multi-period + multi-scale, 47 M parameters) costs
 3.7 s a step on 2 CPU cores. Trained with the mel loss alone, the waveform decoder smears
 harmonics and grows constant-frequency tones within a hundred steps; a discriminator that
-looks at linear spectrograms at three resolutions sees exactly those, for a fraction of the cost.
+looks at linear spectrograms at three resolutions sees exactly those, for a fraction of the cost
+(`MultiResolutionDiscriminator`, UnivNet's MRD). A clone with the universal vocoder never makes
+a waveform in training; `MelDiscriminator` judges the log-mel it hands the vocoder instead,
+where an L1 loss alone leaves the harmonics blurred.
 """
 
 from __future__ import annotations
@@ -32,12 +35,34 @@ class SpectrogramDiscriminator(nn.Module):
     def forward(self, waves: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         window = torch.hann_window(self.n_fft, device=waves.device)
         spec = torch.stft(waves.reshape(waves.shape[0], -1), self.n_fft, self.hop, window=window, return_complex=True)
-        x = spec.abs().clamp_min(1e-5).log().transpose(1, 2).unsqueeze(1)  # [B, 1, frames, bins]
-        features = []
-        for layer in self.layers:
-            x = nn.functional.leaky_relu(layer(x), 0.1)
-            features.append(x)
-        return self.output(x).flatten(1), features
+        return _judge(self.layers, self.output, spec.abs().clamp_min(1e-5).log().transpose(1, 2).unsqueeze(1))
+
+
+def _judge(layers, output, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run a 2-D conv stack on `x` [B, 1, H, W]: (logits, each layer's feature map)."""
+    features = []
+    for layer in layers:
+        x = nn.functional.leaky_relu(layer(x), 0.1)
+        features.append(x)
+    return output(x).flatten(1), features
+
+
+class MelDiscriminator(nn.Module):
+    """Judges a log-mel spectrogram [B, bands, frames] as patches of bands x frames (a list of one
+    (logits, feature maps), the form `MultiResolutionDiscriminator` returns)."""
+
+    def __init__(self, channels: int = 2 * CHANNELS):
+        super().__init__()
+        norm = nn.utils.parametrizations.weight_norm
+        self.layers = nn.ModuleList([
+            norm(nn.Conv2d(1, channels, (3, 9), padding=(1, 4))),
+            *[norm(nn.Conv2d(channels, channels, (3, 9), stride=(2, 2), padding=(1, 4))) for _ in range(3)],
+            norm(nn.Conv2d(channels, channels, (3, 3), padding=(1, 1))),
+        ])
+        self.output = norm(nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
+
+    def forward(self, mel: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        return [_judge(self.layers, self.output, mel.unsqueeze(1))]
 
 
 class MultiResolutionDiscriminator(nn.Module):

@@ -173,12 +173,14 @@ def _adversarial_terms(discriminator, real: torch.Tensor, made: torch.Tensor, lo
     return weight * (losses["adversarial"] + 2.0 * losses["features"]) + losses["discriminator"]
 
 
-def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float = 0.0) -> dict:
+def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float = 0.0,
+               adversarial_weight: float = 0.0) -> dict:
     """The clone objective of a model with a `MelWaveformDecoder`: VITS's, reconstructing in mel space.
 
     The posterior's z must give, through the adapter, the clip's log-mel; KL between posterior
     and prior and the duration likelihood are VITS's. With `prior_weight` > 0, what the prior
-    samples on the aligned text must give the clip's log-mel too (`_prior_mel_error`).
+    samples on the aligned text must give the clip's log-mel too (`_prior_mel_error`); with
+    `adversarial_weight` > 0, it must also pass `model.disc` (a `MelDiscriminator`) as her log-mel.
     The vocoder never runs in training (a step costs 0.84x one that trains the bundled decoder).
     """
     device = next(model.parameters()).device
@@ -198,18 +200,26 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float 
     if prior_weight:
         losses["prior_mel"] = _prior_mel_error(model, m_p, logs_p, y_mask, g, batch["spec"])
         losses["total"] = losses["total"] + 45.0 * prior_weight * losses["prior_mel"]
+    if adversarial_weight:
+        real = log_mel_of_spectrogram(batch["spec"]) * y_mask
+        made = model.waveform_decoder.adapter(_prior_latents(model, m_p, logs_p, y_mask, g) * y_mask) * y_mask
+        losses["total"] = losses["total"] + _adversarial_terms(model.disc, real, made, losses, adversarial_weight)
     return losses
 
 
+def _prior_latents(model, m_p, logs_p, y_mask, g) -> torch.Tensor:
+    """Latents drawn as a voice speaks: from the prior (on the frames the alignment gave the text),
+    through the flow backwards, with the voice's sampling noise."""
+    z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * NOISE_SCALE
+    return model.flow(z_p, y_mask, g=g, reverse=True)
+
+
 def _prior_mel_error(model, m_p, logs_p, y_mask, g, spec) -> torch.Tensor:
-    """The adapter's mel error on latents drawn as a voice speaks: from the prior (on the frames
-    the alignment gave the text), through the flow backwards, with the voice's sampling noise.
+    """The mel error of what the prior speaks (`_prior_latents`), taught to the flow (not the adapter).
 
     Training otherwise shows the adapter only the posterior's latents, which the prior matches
     in distribution (KL), not frame for frame; this trains the path a voice actually speaks."""
-    z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * NOISE_SCALE
-    z = model.flow(z_p, y_mask, g=g, reverse=True)
-    return _adapter_mel_error(model, z, y_mask, spec)
+    return _adapter_mel_error(model, _prior_latents(model, m_p, logs_p, y_mask, g), y_mask, spec, adapter_learns=False)
 
 
 def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
@@ -228,9 +238,17 @@ def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
     return {"mel": mel, "total": 45.0 * mel}
 
 
-def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
-    """Mean L1 between the adapter's log-mel of `z` and the clip's (whole clips: the adapter is cheap)."""
-    made = model.waveform_decoder.adapter(z * y_mask)
+def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch.Tensor,
+                       adapter_learns: bool = True) -> torch.Tensor:
+    """Mean L1 between the adapter's log-mel of `z` and the clip's (whole clips: the adapter is cheap).
+
+    `adapter_learns` False: the error teaches only what made `z`, not the adapter."""
+    adapter = model.waveform_decoder.adapter
+    if adapter_learns:
+        made = adapter(z * y_mask)
+    else:
+        fixed = {name: p.detach() for name, p in adapter.named_parameters()}
+        made = torch.func.functional_call(adapter, fixed, (z * y_mask,))
     target = log_mel_of_spectrogram(spec)  # the vocoder's features, from the STFT collate already made
     return ((made - target).abs() * y_mask).sum() / (y_mask.sum() * made.shape[1])
 
@@ -238,15 +256,15 @@ def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch
 class MelObjective(torch.nn.Module):
     """`mel_losses` (or phase 1's `autoencoder_losses`) as a module's forward, so that DistributedDataParallel can wrap it."""
 
-    def __init__(self, model, prior_weight: float = 0.0):
+    def __init__(self, model, settings: TrainSettings):
         super().__init__()
         self.model = model
-        self.prior_weight = prior_weight
+        self.weights = {"prior_weight": settings.prior_mel_weight, "adversarial_weight": settings.adversarial_weight}
 
     def forward(self, batch: dict, d_vectors: torch.Tensor, autoencoder: bool = False) -> dict:
         if autoencoder:
             return autoencoder_losses(self.model, batch, d_vectors)
-        return mel_losses(self.model, batch, d_vectors, self.prior_weight)
+        return mel_losses(self.model, batch, d_vectors, **self.weights)
 
 
 def fit_mel_adapter(adapter, examples: list[tuple[torch.Tensor, torch.Tensor]], steps: int, batch_size: int = 16,
@@ -285,7 +303,8 @@ class WeightAverage:
 
     def __init__(self, model, decay: float):
         self.decay, self.count = decay, 0
-        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()
+                       if p.requires_grad and not name.startswith("disc.")}  # a voice has no discriminator
 
     @torch.no_grad()
     def update(self, model) -> None:
@@ -482,7 +501,7 @@ class TrainSettings:
     flow_rate_scale: float = 0.1  # the flow moves the prior toward her latents, gently
     stft_weight: float = 0.0  # the multi-resolution STFT loss beside the mel loss
     prior_mel_weight: float = 0.0  # > 0: the mel loss on the prior's latents too (`mel_losses`)
-    adversarial_weight: float = 0.0  # > 0: train the decoder against a spectrogram discriminator too
+    adversarial_weight: float = 0.0  # > 0: train the decoder (or the mel adapter) against a discriminator too
     conditioning_rate_scale: float = 1.0  # the layers that inject the d-vector (zero at the start)
     decoder_rate_scale: float = 1.0  # the waveform decoder (the vocoder); 0 freezes it but its conditioning
     speaker_weight: float = 5.0  # the resemblyzer speaker-consistency loss (own vocoder only)
@@ -575,13 +594,14 @@ def fine_tune(
     world = torch.distributed.get_world_size() if distributed else 1
     model.spec_segment_size = settings.segment_frames
     if settings.adversarial_weight:
-        from voicefake.tts.discriminator import MultiResolutionDiscriminator
+        from voicefake.tts.discriminator import MelDiscriminator, MultiResolutionDiscriminator
 
-        model.disc = MultiResolutionDiscriminator().to(next(model.parameters()).device)
+        judge = MelDiscriminator if has_mel_decoder(model) else MultiResolutionDiscriminator
+        model.disc = judge().to(next(model.parameters()).device)
     optimizer = torch.optim.AdamW(parameter_groups(model, settings), betas=(0.8, 0.99), eps=1e-9)
     average = WeightAverage(model, settings.average_decay)
     state = _starting_state(model, optimizer, checkpoint_path, settings, resume, average)
-    objective = MelObjective(model, settings.prior_mel_weight) if has_mel_decoder(model) else model
+    objective = MelObjective(model, settings) if has_mel_decoder(model) else model
     trainer = torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True) if distributed else objective
     clips = [u for u in utterances if len(u.audio) <= settings.max_clip_seconds * SAMPLE_RATE] or utterances
     target = torch.nn.functional.normalize(d_vector.reshape(1, -1).float(), dim=-1)
