@@ -320,6 +320,8 @@ def test_the_weight_average_follows_the_trained_weights_and_swaps_back():
     assert torch.allclose(layer.weight, torch.full((1, 2), 2 / 11 * 1.0 + 9 / 11 * 3.0))
     average.swap(layer)
     assert torch.equal(layer.weight, torch.full((1, 2), 3.0))
+    voice_and_judge = torch.nn.ModuleDict({"voice": layer, "disc": MelDiscriminator()})
+    assert set(train.WeightAverage(voice_and_judge, decay=0.5).shadow) == {"voice.weight"}  # a voice has no judge
 
 
 @pytest.mark.slow
