@@ -1,5 +1,6 @@
 """Seconds per training step of a clone, one process: the universal-vocoder path's two phases
-(autoencoder, then the clone objective) against the bundled decoder's one.
+(autoencoder, then the clone objective, alone or with the optional prior-mel loss or mel
+discriminator) against the bundled decoder's one.
 
     .venv/bin/python bench/clone_step_time.py [--speaker allison_en] [--steps 20]
 
@@ -47,6 +48,8 @@ def main() -> None:
             "bundled decoder trained (before)": train.TrainSettings(vocoder="own"),
             "universal vocoder, phase 1 (autoencoder)": train.TrainSettings(),
             "universal vocoder, phase 2 (clone objective)": train.TrainSettings(autoencoder_steps=0),
+            "phase 2 + the prior's mel loss": train.TrainSettings(autoencoder_steps=0, prior_mel_weight=1.0),
+            "phase 2 + the mel discriminator": train.TrainSettings(autoencoder_steps=0, adversarial_weight=1.0),
         }
         times = {name: seconds_per_step(settings, utterances, target, args.steps, Path(scratch))
                  for name, settings in paths.items()}

@@ -94,18 +94,21 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("prior_weight", "adversarial_weight"), [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])
+@pytest.mark.parametrize(("prior_weight", "adversarial_weight", "quefrencies"),
+                         [(0.0, 0.0, 0), (1.0, 0.0, 0), (1.0, 0.0, 20), (0.0, 1.0, 0)])
 def test_the_mel_objective_learns_a_fixed_batch_and_never_runs_the_vocoder(base, dataset, voice, monkeypatch,
-                                                                          prior_weight, adversarial_weight):
+                                                                          prior_weight, adversarial_weight,
+                                                                          quefrencies):
     model, d_vector = clone.load_base(folder=base)
     assert has_mel_decoder(model)
     batch = train.collate(train.load_utterances(dataset, voice.phoneme_id_map))
     target = d_vector.reshape(1, -1).expand(len(batch["x"]), -1)
     monkeypatch.setattr(model.waveform_decoder, "vocoder", None)  # training must not need it
-    settings = train.TrainSettings(prior_mel_weight=prior_weight, adversarial_weight=adversarial_weight)
+    settings = train.TrainSettings(prior_mel_weight=prior_weight, adversarial_weight=adversarial_weight,
+                                   prior_mel_quefrencies=quefrencies)
     if adversarial_weight:
         model.disc = MelDiscriminator()
-    terms = {"prior_weight": prior_weight, "adversarial_weight": adversarial_weight}
+    terms = {"prior_weight": prior_weight, "adversarial_weight": adversarial_weight, "prior_quefrencies": quefrencies}
     expected = {"mel", "kl", "duration", "total"} | ({"prior_mel"} if prior_weight else set())
     expected |= {"adversarial", "features", "discriminator"} if adversarial_weight else set()
 
@@ -429,3 +432,14 @@ def test_a_long_clip_is_cut_at_its_pauses_into_pieces_with_their_own_words(voice
     for piece, text in zip(pieces[1:], texts):
         own = [p for sentence in phonemize(text) for p in [*sentence, " "]][:-1]
         assert piece.phoneme_ids == phonemes_to_ids(own, voice.phoneme_id_map)
+
+
+def test_the_envelope_keeps_the_formants_and_drops_the_harmonics():
+    bands = torch.arange(80, dtype=torch.float32)
+    formants = -3.0 + 2.0 * torch.exp(-((bands - 12) / 6) ** 2) + 1.5 * torch.exp(-((bands - 40) / 8) ** 2)
+    harmonics = 0.8 * torch.cos(2 * torch.pi * bands / 4)  # a ripple every 4 bands: voiced speech's partials
+    plain, rippled = (train._envelope(m.reshape(1, 80, 1), 20) for m in (formants, formants + harmonics))
+    ripple = (plain - rippled).abs().mean()
+    assert ripple < 0.2 * harmonics.abs().mean()  # the pitch's ripple hardly reaches the envelope
+    moved = train._envelope((formants + 0.5 * torch.exp(-((bands - 25) / 6) ** 2)).reshape(1, 80, 1), 20)
+    assert (plain - moved).abs().mean() > 2 * ripple  # a moved formant does

@@ -15,6 +15,7 @@ optional spectrogram discriminator), but it smears the harmonics (issue 12).
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -174,7 +175,7 @@ def _adversarial_terms(discriminator, real: torch.Tensor, made: torch.Tensor, lo
 
 
 def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float = 0.0,
-               adversarial_weight: float = 0.0) -> dict:
+               adversarial_weight: float = 0.0, prior_quefrencies: int = 0) -> dict:
     """The clone objective of a model with a `MelWaveformDecoder`: VITS's, reconstructing in mel space.
 
     The posterior's z must give, through the adapter, the clip's log-mel; KL between posterior
@@ -198,7 +199,7 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float 
     }
     losses["total"] = 45.0 * losses["mel"] + losses["kl"] + losses["duration"]
     if prior_weight:
-        losses["prior_mel"] = _prior_mel_error(model, m_p, logs_p, y_mask, g, batch["spec"])
+        losses["prior_mel"] = _prior_mel_error(model, m_p, logs_p, y_mask, g, batch["spec"], prior_quefrencies)
         losses["total"] = losses["total"] + 45.0 * prior_weight * losses["prior_mel"]
     if adversarial_weight:
         real = log_mel_of_spectrogram(batch["spec"]) * y_mask
@@ -214,12 +215,29 @@ def _prior_latents(model, m_p, logs_p, y_mask, g) -> torch.Tensor:
     return model.flow(z_p, y_mask, g=g, reverse=True)
 
 
-def _prior_mel_error(model, m_p, logs_p, y_mask, g, spec) -> torch.Tensor:
+def _prior_mel_error(model, m_p, logs_p, y_mask, g, spec, quefrencies: int = 0) -> torch.Tensor:
     """The mel error of what the prior speaks (`_prior_latents`), taught to the flow (not the adapter).
 
     Training otherwise shows the adapter only the posterior's latents, which the prior matches
-    in distribution (KL), not frame for frame; this trains the path a voice actually speaks."""
-    return _adapter_mel_error(model, _prior_latents(model, m_p, logs_p, y_mask, g), y_mask, spec, adapter_learns=False)
+    in distribution (KL), not frame for frame; this trains the path a voice actually speaks.
+    `quefrencies` > 0: only the spectral envelope is compared (`_envelope`), not the harmonics."""
+    z = _prior_latents(model, m_p, logs_p, y_mask, g)
+    return _adapter_mel_error(model, z, y_mask, spec, adapter_learns=False, quefrencies=quefrencies)
+
+
+@functools.lru_cache(maxsize=4)
+def _cepstrum_matrix(quefrencies: int, bands: int) -> torch.Tensor:
+    """The first `quefrencies` rows of the orthonormal DCT-II over `bands` log-mel bands."""
+    n = torch.arange(bands, dtype=torch.float32)
+    rows = torch.stack([torch.cos(torch.pi * k * (2 * n + 1) / (2 * bands)) for k in range(quefrencies)])
+    return rows * torch.sqrt(torch.tensor(2.0 / bands)) * torch.tensor([0.5**0.5] + [1.0] * (quefrencies - 1))[:, None]
+
+
+def _envelope(log_mel: torch.Tensor, quefrencies: int) -> torch.Tensor:
+    """The log-mel's low-quefrency cepstrum [B, quefrencies, frames]: its envelope (formants: what
+    is said), without the harmonic fine structure (pitch), which a text-only path can only average."""
+    return torch.einsum("kb,nbt->nkt",
+                        _cepstrum_matrix(quefrencies, log_mel.shape[1]).to(log_mel), log_mel)
 
 
 def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
@@ -239,10 +257,11 @@ def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
 
 
 def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch.Tensor,
-                       adapter_learns: bool = True) -> torch.Tensor:
+                       adapter_learns: bool = True, quefrencies: int = 0) -> torch.Tensor:
     """Mean L1 between the adapter's log-mel of `z` and the clip's (whole clips: the adapter is cheap).
 
-    `adapter_learns` False: the error teaches only what made `z`, not the adapter."""
+    `adapter_learns` False: the error teaches only what made `z`, not the adapter. `quefrencies` > 0:
+    between their envelopes (`_envelope`) instead."""
     adapter = model.waveform_decoder.adapter
     if adapter_learns:
         made = adapter(z * y_mask)
@@ -250,6 +269,8 @@ def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch
         fixed = {name: p.detach() for name, p in adapter.named_parameters()}
         made = torch.func.functional_call(adapter, fixed, (z * y_mask,))
     target = log_mel_of_spectrogram(spec)  # the vocoder's features, from the STFT collate already made
+    if quefrencies:
+        made, target = _envelope(made, quefrencies), _envelope(target, quefrencies)
     return ((made - target).abs() * y_mask).sum() / (y_mask.sum() * made.shape[1])
 
 
@@ -259,7 +280,8 @@ class MelObjective(torch.nn.Module):
     def __init__(self, model, settings: TrainSettings):
         super().__init__()
         self.model = model
-        self.weights = {"prior_weight": settings.prior_mel_weight, "adversarial_weight": settings.adversarial_weight}
+        self.weights = {"prior_weight": settings.prior_mel_weight, "adversarial_weight": settings.adversarial_weight,
+                        "prior_quefrencies": settings.prior_mel_quefrencies}
 
     def forward(self, batch: dict, d_vectors: torch.Tensor, autoencoder: bool = False) -> dict:
         if autoencoder:
@@ -501,6 +523,7 @@ class TrainSettings:
     flow_rate_scale: float = 0.1  # the flow moves the prior toward her latents, gently
     stft_weight: float = 0.0  # the multi-resolution STFT loss beside the mel loss
     prior_mel_weight: float = 0.0  # > 0: the mel loss on the prior's latents too (`mel_losses`)
+    prior_mel_quefrencies: int = 0  # > 0: ... on their envelope only, this many cepstral coefficients
     adversarial_weight: float = 0.0  # > 0: train the decoder (or the mel adapter) against a discriminator too
     conditioning_rate_scale: float = 1.0  # the layers that inject the d-vector (zero at the start)
     decoder_rate_scale: float = 1.0  # the waveform decoder (the vocoder); 0 freezes it but its conditioning
