@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import torch
 
 from voicefake.config import HOP_LENGTH, NOISE_SCALE, SAMPLE_RATE
@@ -180,7 +181,7 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float 
 
     The posterior's z must give, through the adapter, the clip's log-mel; KL between posterior
     and prior and the duration likelihood are VITS's. With `prior_weight` > 0, what the prior
-    samples on the aligned text must give the clip's log-mel too (`_prior_mel_error`); with
+    samples on the aligned text (`_prior_latents`) must give the clip's log-mel too; with
     `adversarial_weight` > 0, it must also pass `model.disc` (a `MelDiscriminator`) as her log-mel.
     The vocoder never runs in training (a step costs 0.84x one that trains the bundled decoder).
     """
@@ -192,52 +193,46 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float 
     z_p = model.flow(z, y_mask, g=g)
     durations, path = model.forward_mas({}, z_p, m_p, logs_p, text, x_mask, y_mask, g=g, lang_emb=None)
     m_p, logs_p = (torch.einsum("klmn, kjm -> kjn", path, prior) for prior in (m_p, logs_p))
+    target = log_mel_of_spectrogram(batch["spec"])  # the vocoder's features, from the STFT collate already made
     losses = {
-        "mel": _adapter_mel_error(model, z, y_mask, batch["spec"]),
+        "mel": _adapter_mel_error(model, z, y_mask, target),
         "kl": _kl(z_p, logs_q, m_p, logs_p, y_mask),
         "duration": durations["loss_duration"].sum(),
     }
     losses["total"] = 45.0 * losses["mel"] + losses["kl"] + losses["duration"]
-    if prior_weight:
-        losses["prior_mel"] = _prior_mel_error(model, m_p, logs_p, y_mask, g, batch["spec"], prior_quefrencies)
+    if prior_weight or adversarial_weight:
+        spoken = _prior_latents(model, m_p, logs_p, y_mask, g)
+    if prior_weight:  # taught to the flow, not the adapter; `prior_quefrencies` > 0: the envelopes only
+        losses["prior_mel"] = _adapter_mel_error(model, spoken, y_mask, target, adapter_learns=False,
+                                                 quefrencies=prior_quefrencies)
         losses["total"] = losses["total"] + 45.0 * prior_weight * losses["prior_mel"]
     if adversarial_weight:
-        real = log_mel_of_spectrogram(batch["spec"]) * y_mask
-        made = model.waveform_decoder.adapter(_prior_latents(model, m_p, logs_p, y_mask, g) * y_mask) * y_mask
-        losses["total"] = losses["total"] + _adversarial_terms(model.disc, real, made, losses, adversarial_weight)
+        made = model.waveform_decoder.adapter(spoken * y_mask) * y_mask
+        losses["total"] = losses["total"] + _adversarial_terms(model.disc, target * y_mask, made, losses,
+                                                               adversarial_weight)
     return losses
 
 
 def _prior_latents(model, m_p, logs_p, y_mask, g) -> torch.Tensor:
     """Latents drawn as a voice speaks: from the prior (on the frames the alignment gave the text),
-    through the flow backwards, with the voice's sampling noise."""
-    z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * NOISE_SCALE
-    return model.flow(z_p, y_mask, g=g, reverse=True)
-
-
-def _prior_mel_error(model, m_p, logs_p, y_mask, g, spec, quefrencies: int = 0) -> torch.Tensor:
-    """The mel error of what the prior speaks (`_prior_latents`), taught to the flow (not the adapter).
+    through the flow backwards, with the voice's sampling noise.
 
     Training otherwise shows the adapter only the posterior's latents, which the prior matches
-    in distribution (KL), not frame for frame; this trains the path a voice actually speaks.
-    `quefrencies` > 0: only the spectral envelope is compared (`_envelope`), not the harmonics."""
-    z = _prior_latents(model, m_p, logs_p, y_mask, g)
-    return _adapter_mel_error(model, z, y_mask, spec, adapter_learns=False, quefrencies=quefrencies)
+    in distribution (KL), not frame for frame; losses on these train the path a voice speaks."""
+    z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * NOISE_SCALE
+    return model.flow(z_p, y_mask, g=g, reverse=True)
 
 
 @functools.lru_cache(maxsize=4)
 def _cepstrum_matrix(quefrencies: int, bands: int) -> torch.Tensor:
     """The first `quefrencies` rows of the orthonormal DCT-II over `bands` log-mel bands."""
-    n = torch.arange(bands, dtype=torch.float32)
-    rows = torch.stack([torch.cos(torch.pi * k * (2 * n + 1) / (2 * bands)) for k in range(quefrencies)])
-    return rows * torch.sqrt(torch.tensor(2.0 / bands)) * torch.tensor([0.5**0.5] + [1.0] * (quefrencies - 1))[:, None]
+    return torch.from_numpy(scipy.fft.dct(np.eye(bands), norm="ortho", axis=0)[:quefrencies]).float()
 
 
 def _envelope(log_mel: torch.Tensor, quefrencies: int) -> torch.Tensor:
     """The log-mel's low-quefrency cepstrum [B, quefrencies, frames]: its envelope (formants: what
     is said), without the harmonic fine structure (pitch), which a text-only path can only average."""
-    return torch.einsum("kb,nbt->nkt",
-                        _cepstrum_matrix(quefrencies, log_mel.shape[1]).to(log_mel), log_mel)
+    return torch.einsum("kb,nbt->nkt", _cepstrum_matrix(quefrencies, log_mel.shape[1]).to(log_mel), log_mel)
 
 
 def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
@@ -252,13 +247,13 @@ def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
     batch = {k: v.to(device) for k, v in batch.items()}
     g = torch.nn.functional.normalize(d_vectors.to(device)).unsqueeze(-1)
     z, _, _, y_mask = model.posterior_encoder(batch["spec"], batch["spec_lengths"], g=g)
-    mel = _adapter_mel_error(model, z, y_mask, batch["spec"])
+    mel = _adapter_mel_error(model, z, y_mask, log_mel_of_spectrogram(batch["spec"]))
     return {"mel": mel, "total": 45.0 * mel}
 
 
-def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch.Tensor,
+def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, target: torch.Tensor,
                        adapter_learns: bool = True, quefrencies: int = 0) -> torch.Tensor:
-    """Mean L1 between the adapter's log-mel of `z` and the clip's (whole clips: the adapter is cheap).
+    """Mean L1 between the adapter's log-mel of `z` and the clip's, `target` (whole clips: the adapter is cheap).
 
     `adapter_learns` False: the error teaches only what made `z`, not the adapter. `quefrencies` > 0:
     between their envelopes (`_envelope`) instead."""
@@ -268,7 +263,6 @@ def _adapter_mel_error(model, z: torch.Tensor, y_mask: torch.Tensor, spec: torch
     else:
         fixed = {name: p.detach() for name, p in adapter.named_parameters()}
         made = torch.func.functional_call(adapter, fixed, (z * y_mask,))
-    target = log_mel_of_spectrogram(spec)  # the vocoder's features, from the STFT collate already made
     if quefrencies:
         made, target = _envelope(made, quefrencies), _envelope(target, quefrencies)
     return ((made - target).abs() * y_mask).sum() / (y_mask.sum() * made.shape[1])
