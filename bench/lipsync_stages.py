@@ -6,7 +6,8 @@ inflates the first, hardly the second). The stages, as the pipeline runs them on
 video: pass 1 decodes each frame to a BGR copy shrunk to pipeline.TRACK_SIDE ("decode 1") and
 follows the face in it ("track"); pass 2 decodes it again, as I420 ("decode 2"), reshapes the
 mouth on a BGR crop of a copy ("copy", "mouth"), draws the label ("label"), marks the luma ("watermark") and
-encodes it with the soundtrack ("encode"). The real job runs these on three threads at once.
+encodes it with the soundtrack ("encode"). The real job decodes and encodes on threads of their own
+and shapes two frames at once (pipeline.SHAPING_THREADS).
 
     .venv/bin/python bench/lipsync_stages.py [--seconds 3] [--sizes 1920x1080 3840x2160]
 """

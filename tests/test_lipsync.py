@@ -563,7 +563,8 @@ def test_a_1080p_video_stays_4_2_0_and_comes_out_as_the_bgr_path_would(tmp_path,
     face = (slice(380, 700), slice(800, 1120))
     measured = openings([frame[face] for frame in fast])
     assert np.corrcoef(measured, pattern)[0, 1] > 0.8
-    assert np.abs(measured - openings([frame[face] for frame in bgr])).max() < 0.05  # dlib's own noise
+    apart = np.abs(measured - openings([frame[face] for frame in bgr]))
+    assert apart.mean() < 0.02 and apart.max() < 0.08, apart  # dlib's own noise on two encodings' noise
     for a, b in zip(fast[::6], bgr[::6]):
         diff = np.abs(a.astype(float) - b)
         assert diff.mean() < 1.0 and diff[face].mean() < 2.0, (diff.mean(), diff[face].mean())
@@ -595,3 +596,36 @@ def test_fingers_over_half_the_mouth_stay_in_front_of_the_new_mouth(side):
     lips = slice(int(clear[51, 1]), int(clear[57, 1]))
     free = slice(int(left), int(middle)) if side > 0 else slice(int(middle), int(right))
     assert change[lips, free].mean() > 30  # the other half of the mouth did open
+
+
+def test_frames_shaped_on_worker_threads_come_back_in_order_and_errors_reach_the_caller():
+    import threading
+    import time
+
+    from voicefake.io.video import map_in_order
+
+    seen_threads = set()
+
+    def work(item, index):
+        seen_threads.add(threading.current_thread().name)
+        time.sleep(0.002 * (item % 3))  # finish out of order
+        return item * 10 + index
+
+    assert list(map_in_order(work, iter(range(20)), threads=2)) == [k * 11 for k in range(20)]
+    assert len(seen_threads) == 2
+    assert list(map_in_order(work, iter(range(5)), threads=1)) == [k * 11 for k in range(5)]
+
+    def fails(item, index):
+        if index == 7:
+            raise ValueError("frame 7")
+        return item
+
+    out = []
+    with pytest.raises(ValueError, match="frame 7"):
+        for item in map_in_order(fails, iter(range(20)), threads=2):
+            out.append(item)
+    assert out == list(range(7))
+    shaped = map_in_order(work, iter(range(100)), threads=2)
+    assert next(shaped) == 0
+    shaped.close()  # stopping early leaves no thread behind
+    assert not any(t.name.startswith("voicefake-worker") for t in threading.enumerate())

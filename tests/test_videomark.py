@@ -92,3 +92,25 @@ def test_the_mark_written_into_the_luma_plane_is_the_same_mark(marked, crf):
     expected = cv2.cvtColor(via_bgr[0], cv2.COLOR_BGR2YUV_I420)[:height] - plain
     assert np.corrcoef(direct.ravel(), expected.ravel())[0, 1] > 0.8
     assert abs(np.abs(direct).mean() - np.abs(expected).mean()) < 0.2 * np.abs(expected).mean()
+
+
+def test_a_marker_remakes_its_field_on_a_cut_and_every_few_frames(marked):
+    """FrameMarker reuses a recent frame's field (most of the mark's cost), but never across a cut."""
+    frames = marked[0]
+    clip = frames[:2] + [255 - f for f in frames[2:8]]  # a cut before frame 2
+    marker = videomark.FrameMarker(PAYLOAD)
+    out = [marker(f) for f in clip]
+    height, width = clip[0].shape[:2]
+
+    def marked_with_field_of(k: int, frame: np.ndarray) -> np.ndarray:
+        field = videomark._mark_field(videomark._canvas(clip[k]), height, width, PAYLOAD, marker.presence_only)
+        return videomark._add_steps(frame, videomark._steps(field, frame.shape))
+
+    made = [0, *range(2, len(clip), videomark.REFRESH_FRAMES)]  # the first frame, the cut, then every few
+    for k in range(len(clip)):
+        last = max(m for m in made if m <= k)
+        assert np.array_equal(out[k], marked_with_field_of(last, clip[k])), k
+    assert not np.array_equal(out[1], marked_with_field_of(1, clip[1]))  # the field was reused: it differs
+    assert np.array_equal(out[0], videomark.embed_frame(clip[0], PAYLOAD, marker.presence_only))
+    found = videomark.detect_frames(reencode(out, 28))
+    assert found.found and found.payload == PAYLOAD, found

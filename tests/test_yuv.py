@@ -45,3 +45,13 @@ def test_a_turned_frame_is_the_turned_picture():
     frame = Yuv420.from_bgr(textured(64, 96))
     for turns in (1, 2, 3):
         assert np.array_equal(frame.rotated(turns).to_bgr(), np.rot90(frame.to_bgr(), turns))
+
+
+def test_a_frame_goes_to_and_from_pyav_planes_exactly():
+    """Plane by plane, past the padding PyAV puts at the end of each line (a width that is not a
+    multiple of its alignment)."""
+    data = np.random.default_rng(3).integers(0, 256, (3 * 90 // 2, 118), dtype=np.uint8)
+    video_frame = Yuv420(data).to_video_frame()
+    assert video_frame.planes[0].line_size > 118
+    assert np.array_equal(video_frame.to_ndarray(format="yuv420p"), data)
+    assert np.array_equal(Yuv420.from_video_frame(video_frame).data, data)

@@ -150,10 +150,9 @@ def to_bgr(frame) -> np.ndarray:
     """A decoded frame as BGR uint8. Plain limited-range 4:2:0 (nearly every video) is converted by
     OpenCV, exactly the inverse of how VideoWriter encodes (FFmpeg's default converter is off by
     1-4 levels each way, enough to show as a colour shift after a round trip)."""
-    import cv2
 
     if _plain_i420(frame):
-        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+        return Yuv420.from_video_frame(frame).to_bgr()
     if frame.colorspace == 1:  # BT.709 (HD): tell FFmpeg, which assumes BT.601 otherwise
         return frame.reformat(format="bgr24", src_colorspace="ITU709", dst_colorspace="ITU601").to_ndarray()
     return frame.to_ndarray(format="bgr24")
@@ -162,7 +161,7 @@ def to_bgr(frame) -> np.ndarray:
 def to_yuv(frame) -> Yuv420:
     """A decoded frame as I420 (BT.601, limited range): as decoded where it is plain, no conversion."""
     if _plain_i420(frame):
-        return Yuv420(frame.to_ndarray(format="yuv420p"))
+        return Yuv420.from_video_frame(frame)
     return Yuv420.from_bgr(to_bgr(frame))
 
 
@@ -188,7 +187,7 @@ def shrinker(media: FaceMedia, side: int, keep_full: bool = False):
             return to_bgr(frame), None
         if not _plain_i420(frame):
             return cv2.resize(to_bgr(frame), (width, height), interpolation=cv2.INTER_AREA), None
-        full = Yuv420(frame.to_ndarray(format="yuv420p"))
+        full = Yuv420.from_video_frame(frame)
         small = [cv2.resize(p, (width // s, height // s), interpolation=cv2.INTER_AREA)
                  for p, s in zip(full.planes(), (1, 2, 2))]
         return Yuv420.from_planes(*small).to_bgr(), full
@@ -386,6 +385,30 @@ def prefetch(frames: Iterator, depth: int = 3) -> Iterator:
         worker.join()
 
 
+def map_in_order(work, items: Iterator, threads: int, ahead: int = 2) -> Iterator:
+    """`work(item, index)` for each item, on `threads` worker threads at once (at most `threads` *
+    `ahead` in flight), yielded in the items' order. One thread: no pool, called here."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if threads <= 1:
+        yield from (work(item, index) for index, item in enumerate(items))
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="voicefake-worker")
+    pending: deque = deque()
+    try:
+        for index, item in enumerate(items):
+            pending.append(pool.submit(work, item, index))
+            if len(pending) >= threads * ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # the consumer stopped early, or a work item failed
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
 def ping_pong(frames: int, count: int) -> list[int]:
     """Indices of `count` output frames from a clip of `frames`: forward, then back, and so on."""
     if frames <= 1:
@@ -415,9 +438,9 @@ class VideoWriter:
 
     AUDIO_RATE = 48000
     # x264's preset by frame size (pixels up to): past 720p the encoder is most of a lip-sync's time.
-    # At CRF 14 the faster presets keep the picture (luma PSNR to the frames they were given 51-55 dB,
-    # as veryfast) and pay in size: superfast about 1.8x veryfast's at 1080p, ultrafast about 3.2x at 4K.
-    PRESETS = ((1280 * 720, "veryfast"), (1920 * 1080, "superfast"), (MAX_SIDE * MAX_SIDE, "ultrafast"))
+    # At CRF 14 ultrafast keeps the picture (luma PSNR to the frames it was given 51-55 dB, as
+    # veryfast) and pays in size: about 3.2x veryfast's files, for a quarter of its CPU time at 1080p.
+    PRESETS = ((1280 * 720, "veryfast"), (MAX_SIDE * MAX_SIDE, "ultrafast"))
 
     def __init__(
         self,
@@ -506,7 +529,6 @@ class VideoWriter:
                 self._error = output_error(self.path, error)
 
     def _encode(self, frame: np.ndarray | Yuv420, index: int) -> None:
-        import av
         import cv2
 
         if not isinstance(frame, Yuv420):
@@ -515,7 +537,7 @@ class VideoWriter:
                     frame, ((0, self.height - frame.shape[0]), (0, self.width - frame.shape[1]), (0, 0)), mode="edge"
                 )
             frame = Yuv420(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420))
-        out = av.VideoFrame.from_ndarray(frame.data, format="yuv420p")
+        out = frame.to_video_frame()
         out.pts = index
         for packet in self._video.encode(out):
             self._container.mux(packet)

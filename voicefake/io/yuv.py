@@ -31,6 +31,23 @@ class Yuv420:
         return frame
 
     @classmethod
+    def from_video_frame(cls, frame) -> Yuv420:
+        """A decoded yuv420p `av.VideoFrame`, copied plane by plane (one copy; PyAV's to_ndarray makes two)."""
+        out = cls(np.empty((frame.height * 3 // 2, frame.width), np.uint8))
+        for plane, source in zip(out.planes(), frame.planes):
+            plane[:] = _plane_array(source)
+        return out
+
+    def to_video_frame(self):
+        """This frame as a new yuv420p `av.VideoFrame` (for the encoder), copied plane by plane."""
+        import av
+
+        out = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, target in zip(self.planes(), out.planes):
+            _plane_array(target)[:] = plane
+        return out
+
+    @classmethod
     def from_bgr(cls, image: np.ndarray) -> Yuv420:
         """`image` (BGR uint8, even sides) converted."""
         return cls(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
@@ -80,6 +97,11 @@ class Yuv420:
         part = Yuv420.from_bgr(image).planes()
         for plane, new, step in zip(self.planes(), part, (1, 2, 2)):
             plane[y0 // step : y1 // step, x0 // step : x1 // step] = new
+
+
+def _plane_array(plane) -> np.ndarray:
+    """A view of an `av.VideoPlane`'s pixels, without the padding at the end of each line."""
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 def even_box(box: Box, width: int, height: int) -> Box:

@@ -33,6 +33,7 @@ from voicefake.lipsync.track import FaceFollower, FaceTrack
 ENGINES = ("auto", "classic", "wav2lip")
 LABEL_TEXT = "AI-generated"
 TRACK_SIDE = 1280  # a larger video is followed on a copy shrunk to fit this; the landmarks are scaled back
+SHAPING_THREADS = 2  # output frames whose mouths are made at once (OpenCV and NumPy work without the GIL)
 
 # Every output frame passes through these, in order, after the visible label and the invisible
 # watermark, in finish_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
@@ -119,7 +120,14 @@ def finish_frame(frame, index: int, fps: float, render, region, mark, label: boo
     label, the invisible `mark` (a videomark.FrameMarker: always; --no-label removes only the label)
     and FRAME_FILTERS. A Yuv420 `frame` (plain 4:2:0 video, no FRAME_FILTERS) is converted only where
     it changes: the mouth (`region`, render_region) and the label on BGR crops, the mark in the luma
-    plane. `frame` is left as it was."""
+    plane. `frame` is left as it was. _write runs the two halves apart: shape_frame on several
+    frames at once, mark_frame in output order."""
+    return mark_frame(shape_frame(frame, index, render, region, label), index, fps, mark)
+
+
+def shape_frame(frame, index: int, render, region, label: bool = True):
+    """Output frame `index` with its new mouth and the visible label (a new frame; `frame` is left
+    as it was). Frames are independent here, so several can be shaped at once."""
     from voicefake.io.yuv import Yuv420
 
     if isinstance(frame, Yuv420):
@@ -127,10 +135,19 @@ def finish_frame(frame, index: int, fps: float, render, region, mark, label: boo
         render_yuv(out, index, render, region)
         if label:
             label_yuv(out)
-        out.y[:] = mark.mark_luma(out.y)
         return out
     frame = render(frame, index)
-    frame = draw_label(frame.copy()) if label else frame
+    return draw_label(frame.copy()) if label else frame
+
+
+def mark_frame(frame, index: int, fps: float, mark):
+    """A shaped frame with the invisible mark and FRAME_FILTERS, in output order: the marker reuses
+    a recent frame's field. A Yuv420 `frame` is marked in place (shape_frame made it)."""
+    from voicefake.io.yuv import Yuv420
+
+    if isinstance(frame, Yuv420):
+        frame.y[:] = mark.mark_luma(frame.y)
+        return frame
     frame = mark(frame)
     for apply in FRAME_FILTERS:
         frame = apply(frame, index, fps)
@@ -284,8 +301,10 @@ def lipsync(
     render = partial(render_frame, track=track, plan=plan, renderer=renderer)
     region = partial(render_region, track=track, plan=plan)
     soundtrack = (samples, rate, payload)
+    threads = 1 if engine == "wav2lip" else SHAPING_THREADS  # the Wav2Lip model has threads of its own
     writer = _write(
-        out, face, media, plan.order, (render, region), soundtrack, label=label, quality=quality, progress=progress
+        out, face, media, plan.order, (render, region), soundtrack, label=label, quality=quality, progress=progress,
+        threads=threads,
     )
     return _report(out, engine, writer, duration, track, plan, renderer, started)
 
@@ -333,14 +352,16 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
     return follower.finish(float(media.fps)).scaled(factor)
 
 
-def _write(out: Path, face, media, order: list[int], render, soundtrack, *, label: bool, quality: int, progress: bool):
+def _write(out: Path, face, media, order: list[int], render, soundtrack, *, label: bool, quality: int, progress: bool,
+           threads: int = SHAPING_THREADS):
     """Pass 2: the input frames in `order`, each through finish_frame (mouth, label,
-    watermark, FRAME_FILTERS), encoded with the soundtrack (samples, rate, watermark payload).
-    `render` is (render, region): render_frame and render_region for this job.
+    watermark, FRAME_FILTERS; `threads` frames shaped at once), encoded with the soundtrack
+    (samples, rate, watermark payload). `render` is (render, region): render_frame and
+    render_region for this job.
     The VideoWriter, closed: its file is complete."""
     from tqdm import tqdm
 
-    from voicefake.io.video import VideoWriter, frames_in_order, prefetch, to_bgr, to_yuv
+    from voicefake.io.video import VideoWriter, frames_in_order, map_in_order, prefetch, to_bgr, to_yuv
     from voicefake.provenance.videomark import FrameMarker
 
     samples, rate, payload = soundtrack
@@ -352,10 +373,11 @@ def _write(out: Path, face, media, order: list[int], render, soundtrack, *, labe
 
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate, quality=quality) as writer:
         frames = prefetch(frames_in_order(media, order, convert=to_yuv if as_yuv else to_bgr))
+        shaped = map_in_order(lambda frame, k: shape_frame(frame, k, render, region, label), frames, threads)
         for k, frame in enumerate(
-            tqdm(frames, total=n_out, desc="lip-syncing", unit="frame", disable=not progress, leave=False)
+            tqdm(shaped, total=n_out, desc="lip-syncing", unit="frame", disable=not progress, leave=False)
         ):
-            writer.write(finish_frame(frame, k, fps, render, region, mark, label))
+            writer.write(mark_frame(frame, k, fps, mark))
             if k + 1 == n_out:
                 break
         if writer.frames < n_out:

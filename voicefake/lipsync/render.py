@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,11 @@ class Renderer:
     neural: Wav2LipRenderer | None = None
     bank: MouthBank | None = None
     bank_drawn: int = 0  # frames drawn with a mouth from the bank (it backs off where its mesh would fold)
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # frames render at once
+
+    def count_bank_mouth(self) -> None:
+        with self._count_lock:
+            self.bank_drawn += 1
 
     @property
     def interior(self) -> str:
@@ -91,6 +97,6 @@ def render_frame(
     if renderer.bank is not None and plan.mouths is not None and plan.mouths[k] >= 0:
         drawn = renderer.bank.render(frame, points, int(plan.mouths[k]), strength)
         if drawn is not None:
-            renderer.bank_drawn += 1
+            renderer.count_bank_mouth()
             return drawn
     return renderer.classic.render(frame, points, float(plan.opening[k]), float(plan.spread[k]), strength)

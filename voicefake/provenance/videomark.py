@@ -162,44 +162,81 @@ def _mark_field(canvas: np.ndarray, height: int, width: int, payload: Payload, p
 
 def _add_luma(frame: np.ndarray, field: np.ndarray) -> np.ndarray:
     """`frame` + `field` (levels, rounded) in every channel, saturating: the same brightness change
-    as adding in float, at uint8 speed. A field smaller than the frame (it is smooth: cells are 1/48
-    of the picture) is rounded first and stretched after, as uint8, which costs far less at 4K."""
+    as adding in float, at uint8 speed."""
+    return _add_steps(frame, _steps(field, frame.shape))
+
+
+def _steps(field: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """`field` (levels) as the two uint8 images a frame of `shape` is raised and lowered by. A field
+    smaller than the frame (it is smooth: cells are 1/48 of the picture) is rounded first and
+    stretched after, as uint8, which costs far less at 4K."""
     up = cv2.convertScaleAbs(np.maximum(field, 0.0))  # rounded half to even, saturated: as np.rint
     down = cv2.convertScaleAbs(np.minimum(field, 0.0))
-    height, width = frame.shape[:2]
+    height, width = shape[:2]
     if up.shape != (height, width):
         up = cv2.resize(up, (width, height), interpolation=cv2.INTER_LINEAR)
         down = cv2.resize(down, (width, height), interpolation=cv2.INTER_LINEAR)
-    if frame.ndim == 3:
-        up, down = cv2.merge([up] * frame.shape[2]), cv2.merge([down] * frame.shape[2])
+    if len(shape) == 3:
+        up, down = cv2.merge([up] * shape[2]), cv2.merge([down] * shape[2])
+    return up, down
+
+
+def _add_steps(frame: np.ndarray, steps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    up, down = steps
     return cv2.subtract(cv2.add(frame, up), down)
+
+
+REFRESH_FRAMES = 2  # FrameMarker remakes the field at least every this many frames (the picture moves)...
+CUT = 8.0  # ... and at once where the coarse picture changed by more than this (mean luma levels): a cut
 
 
 class FrameMarker:
     """Marks every frame of one video with one payload, choosing payload or presence-only on the first frame.
 
     One choice per video keeps the payload's evidence adding up across frames instead of mixing
-    two layouts.
+    two layouts. The field a frame gets is made for a recent frame (REFRESH_FRAMES, CUT): the
+    amplitudes follow the picture's coarse shading, which a few frames hardly move, and making the
+    field is most of the mark's cost.
     """
 
     def __init__(self, payload: Payload):
         self.payload = payload
         self.presence_only: bool | None = None
+        self._steps: tuple[np.ndarray, np.ndarray] | None = None  # the field in use, as _add_steps takes it
+        self._made_for: tuple[tuple[int, ...], np.ndarray] | None = None  # (shape, _glance) it was made for
+        self._age = 0  # frames marked with it
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """`frame` (BGR or grey uint8) marked."""
-        self._choose(frame.shape[:2], lambda: _canvas(frame))
-        return embed_frame(frame, self.payload, self.presence_only)
+        return self._marked(frame, lambda: _canvas(frame), 1.0)
 
     def mark_luma(self, luma: np.ndarray) -> np.ndarray:
-        """A 4:2:0 frame's limited-range luma plane marked (embed_luma)."""
-        self._choose(luma.shape, lambda: _luma_canvas(luma))
-        return embed_luma(luma, self.payload, self.presence_only)
+        """A 4:2:0 frame's limited-range luma plane marked (as embed_luma)."""
+        return self._marked(luma, lambda: _luma_canvas(luma), LIMITED)
 
-    def _choose(self, size: tuple[int, int], canvas) -> None:
-        if self.presence_only is None:
-            _, wrong = _amplitudes(canvas(), _signs(self.payload), _gain(*size))
-            self.presence_only = wrong > MAX_WRONG_BITS
+    def _marked(self, frame: np.ndarray, canvas, scale: float) -> np.ndarray:
+        glance = _glance(frame)
+        if self._stale(frame.shape, glance):
+            height, width = frame.shape[:2]
+            picture = canvas()
+            if self.presence_only is None:
+                _, wrong = _amplitudes(picture, _signs(self.payload), _gain(height, width))
+                self.presence_only = wrong > MAX_WRONG_BITS
+            field = _mark_field(picture, height, width, self.payload, self.presence_only)
+            self._steps, self._made_for, self._age = _steps(field * scale, frame.shape), (frame.shape, glance), 0
+        self._age += 1
+        return _add_steps(frame, self._steps)
+
+    def _stale(self, shape: tuple[int, ...], glance: np.ndarray) -> bool:
+        if self._made_for is None or self._age >= REFRESH_FRAMES or shape != self._made_for[0]:
+            return True
+        return float(cv2.absdiff(glance, self._made_for[1]).mean()) > CUT
+
+
+def _glance(frame: np.ndarray) -> np.ndarray:
+    """The picture's coarse shading (GRID x GRID, from every 4th pixel): cheap enough for every frame."""
+    sparse = frame[::4, ::4]
+    return cv2.resize(sparse, (GRID, GRID), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _z(evidence: np.ndarray) -> float:
