@@ -92,17 +92,22 @@ def lip_redness(image: np.ndarray, points: np.ndarray) -> float:
     cv2.fillPoly(outer, [np.round(points[MOUTH_OUTER]).astype(np.int32)], 1)
     cv2.fillPoly(inner, [np.round(points[MOUTH_INNER]).astype(np.int32)], 1)
     band = (outer > 0) & (inner == 0)
-    ring = _grown(outer, RING[1] * iod) & ~_grown(outer, RING[0] * iod)
+    ring = _skin_ring(_distance(outer), iod)
     if band.sum() < 10 or ring.sum() < 10:
         return 0.0
     cr = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[..., 1].astype(np.float32)
     return float(cr[band].mean() - cr[ring].mean())
 
 
-def _grown(mask: np.ndarray, pixels: float) -> np.ndarray:
-    """`mask` (uint8, > 0 inside) grown by a disc of radius `pixels`, as bool."""
-    r = max(1, int(round(pixels)))
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+def _distance(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's distance in pixels to `mask` (uint8, > 0 inside, where it is 0): one pass for every
+    radius asked of it (a dilation per radius cost 1-2 ms a frame at 1080p)."""
+    return cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+
+
+def _skin_ring(distance: np.ndarray, iod: float) -> np.ndarray:
+    """The skin between RING's radii around the lips whose `_distance` is given, as bool."""
+    return (distance > max(1.0, RING[0] * iod)) & (distance <= max(1.0, RING[1] * iod))
 
 
 def _crop_box(points: np.ndarray, shape: tuple) -> tuple[int, int, int, int] | None:
@@ -268,8 +273,10 @@ def _blend(patch: np.ndarray, mouth: np.ndarray, target: np.ndarray, strength: f
     h, w = patch.shape[:2]
     poly = np.zeros((h, w), np.uint8)
     cv2.fillPoly(poly, [np.round(target[MOUTH_OUTER]).astype(np.int32)], 1)
-    ring = _grown(poly, RING[1] * iod) & ~_grown(poly, RING[0] * iod)
-    alpha = cv2.GaussianBlur(_grown(poly, GROW * iod).astype(np.float32), (0, 0), max(0.8, FEATHER * iod))
+    distance = _distance(poly)
+    ring = _skin_ring(distance, iod)
+    grown = (distance <= max(1.0, GROW * iod)).astype(np.float32)
+    alpha = cv2.GaussianBlur(grown, (0, 0), max(0.8, FEATHER * iod))
     alpha = (strength * alpha)[..., None]
     if ring.sum() >= 20:
         here = patch[ring].astype(np.float32).mean(axis=0)
