@@ -76,7 +76,7 @@ def stage_times(face: Path, chunks) -> tuple[int, Clock]:
     mark = FrameMarker(payload)
     out = Path(tempfile.mkdtemp(prefix="lipsync-stages-")) / "out.mp4"
     with VideoWriter(out, media.width, media.height, media.fps, samples, rate) as writer:
-        for k, frame in enumerate(frames):  # as finish_frame does with a Yuv420 frame
+        for k, frame in enumerate(frames):  # as shape_frame and mark_frame do with a Yuv420 frame
             frame = clock.run("copy", frame.copy)
             clock.run("mouth", render_yuv, frame, k, render, region)
             clock.run("label", label_yuv, frame)

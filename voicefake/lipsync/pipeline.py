@@ -36,7 +36,7 @@ TRACK_SIDE = 1280  # a larger video is followed on a copy shrunk to fit this; th
 SHAPING_THREADS = 2  # output frames whose mouths are made at once (OpenCV and NumPy work without the GIL)
 
 # Every output frame passes through these, in order, after the visible label and the invisible
-# watermark, in finish_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
+# watermark, in mark_frame(). Each takes (frame BGR uint8, index, fps) -> frame.
 FRAME_FILTERS: list[Callable[[np.ndarray, int, float], np.ndarray]] = []
 
 
@@ -115,19 +115,11 @@ def draw_label(frame: np.ndarray, text: str = LABEL_TEXT, picture=None, origin=(
     return frame
 
 
-def finish_frame(frame, index: int, fps: float, render, region, mark, label: bool = True):
-    """The one place every output frame is made: its mouth (`render`, render_frame), the visible
-    label, the invisible `mark` (a videomark.FrameMarker: always; --no-label removes only the label)
-    and FRAME_FILTERS. A Yuv420 `frame` (plain 4:2:0 video, no FRAME_FILTERS) is converted only where
-    it changes: the mouth (`region`, render_region) and the label on BGR crops, the mark in the luma
-    plane. `frame` is left as it was. _write runs the two halves apart: shape_frame on several
-    frames at once, mark_frame in output order."""
-    return mark_frame(shape_frame(frame, index, render, region, label), index, fps, mark)
-
-
 def shape_frame(frame, index: int, render, region, label: bool = True):
-    """Output frame `index` with its new mouth and the visible label (a new frame; `frame` is left
-    as it was). Frames are independent here, so several can be shaped at once."""
+    """Output frame `index`, first half: its mouth (`render`, render_frame) and the visible label, as
+    a new frame (`frame` is left as it was). A Yuv420 `frame` (plain 4:2:0 video, no FRAME_FILTERS)
+    is converted only where it changes: the mouth (`region`, render_region) and the label, on BGR
+    crops. Frames are independent here, so _write shapes several at once."""
     from voicefake.io.yuv import Yuv420
 
     if isinstance(frame, Yuv420):
@@ -141,8 +133,10 @@ def shape_frame(frame, index: int, render, region, label: bool = True):
 
 
 def mark_frame(frame, index: int, fps: float, mark):
-    """A shaped frame with the invisible mark and FRAME_FILTERS, in output order: the marker reuses
-    a recent frame's field. A Yuv420 `frame` is marked in place (shape_frame made it)."""
+    """Output frame `index`, second half: the shaped frame with the invisible `mark` (a
+    videomark.FrameMarker: always; --no-label removes only the label) and FRAME_FILTERS, in output
+    order (the marker reuses a recent frame's field). A Yuv420 `frame` is marked in its luma plane,
+    in place (shape_frame made it)."""
     from voicefake.io.yuv import Yuv420
 
     if isinstance(frame, Yuv420):
@@ -354,8 +348,8 @@ def _track(media, face, face_index: int | None, n_out: int, harvest: bool, progr
 
 def _write(out: Path, face, media, order: list[int], render, soundtrack, *, label: bool, quality: int, progress: bool,
            threads: int = SHAPING_THREADS):
-    """Pass 2: the input frames in `order`, each through finish_frame (mouth, label,
-    watermark, FRAME_FILTERS; `threads` frames shaped at once), encoded with the soundtrack
+    """Pass 2: the input frames in `order`, each through shape_frame (mouth, label; `threads`
+    frames at once) and mark_frame (watermark, FRAME_FILTERS; in order), encoded with the soundtrack
     (samples, rate, watermark payload). `render` is (render, region): render_frame and
     render_region for this job.
     The VideoWriter, closed: its file is complete."""
