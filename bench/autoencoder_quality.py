@@ -32,7 +32,7 @@ from voicefake.config import DEFAULT_VOICE, SAMPLE_RATE
 from voicefake.io.audio import read_audio
 from voicefake.tts import naturalness, train
 from voicefake.tts.clone import load_base
-from voicefake.tts.train import _cepstrum_matrix, _envelope, load_best_weights, spectrogram
+from voicefake.tts.train import load_best_weights, spectrogram
 from voicefake.tts.voice import load_voice
 from voicefake.vocoder.hifigan import log_mel_of_spectrogram
 
@@ -54,7 +54,7 @@ def _latents(model, audio: np.ndarray, d_vector: torch.Tensor) -> tuple[torch.Te
 
 def _smooth_part(log_mel: torch.Tensor, quefrencies: int) -> torch.Tensor:
     """The log-mel's envelope back in bands: its first `quefrencies` cosine coefficients, inverted."""
-    return torch.einsum("kb,nkt->nbt", _cepstrum_matrix(quefrencies, log_mel.shape[1]), _envelope(log_mel, quefrencies))
+    return log_mel - train._fine_structure(log_mel, quefrencies)
 
 
 @torch.no_grad()

@@ -94,21 +94,21 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(base, dataset, voice):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("prior_weight", "adversarial_weight", "quefrencies"),
-                         [(0.0, 0.0, 0), (1.0, 0.0, 0), (1.0, 0.0, 20), (0.0, 1.0, 0)])
+@pytest.mark.parametrize(("prior_weight", "adversarial_weight", "quefrencies", "judged_from"),
+                         [(0.0, 0.0, 0, 0), (1.0, 0.0, 0, 0), (1.0, 0.0, 20, 0), (0.0, 1.0, 0, 0), (0.0, 1.0, 0, 20)])
 def test_the_mel_objective_learns_a_fixed_batch_and_never_runs_the_vocoder(base, dataset, voice, monkeypatch,
                                                                           prior_weight, adversarial_weight,
-                                                                          quefrencies):
+                                                                          quefrencies, judged_from):
     model, d_vector = clone.load_base(folder=base)
     assert has_mel_decoder(model)
     batch = train.collate(train.load_utterances(dataset, voice.phoneme_id_map))
     target = d_vector.reshape(1, -1).expand(len(batch["x"]), -1)
     monkeypatch.setattr(model.waveform_decoder, "vocoder", None)  # training must not need it
     settings = train.TrainSettings(prior_mel_weight=prior_weight, adversarial_weight=adversarial_weight,
-                                   prior_mel_quefrencies=quefrencies)
+                                   prior_mel_quefrencies=quefrencies, adversarial_quefrencies=judged_from)
     if adversarial_weight:
         model.disc = MelDiscriminator()
-    terms = {"prior_weight": prior_weight, "adversarial_weight": adversarial_weight, "prior_quefrencies": quefrencies}
+    terms = train.MelObjective(model, settings).weights
     expected = {"mel", "kl", "duration", "total"} | ({"prior_mel"} if prior_weight else set())
     expected |= {"adversarial", "features", "discriminator"} if adversarial_weight else set()
 
@@ -443,3 +443,6 @@ def test_the_envelope_keeps_the_formants_and_drops_the_harmonics():
     assert ripple < 0.2 * harmonics.abs().mean()  # the pitch's ripple hardly reaches the envelope
     moved = train._envelope((formants + 0.5 * torch.exp(-((bands - 25) / 6) ** 2)).reshape(1, 80, 1), 20)
     assert (plain - moved).abs().mean() > 2 * ripple  # a moved formant does
+    fine = train._fine_structure((formants + harmonics).reshape(1, 80, 1), 20).flatten()
+    assert (fine - harmonics).abs().mean() < 0.2 * harmonics.abs().mean()  # what the envelope leaves: the ripple
+    assert train._fine_structure(formants.reshape(1, 80, 1), 20).abs().mean() < 0.2 * harmonics.abs().mean()

@@ -176,13 +176,14 @@ def _adversarial_terms(discriminator, real: torch.Tensor, made: torch.Tensor, lo
 
 
 def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float = 0.0,
-               adversarial_weight: float = 0.0, prior_quefrencies: int = 0) -> dict:
+               adversarial_weight: float = 0.0, prior_quefrencies: int = 0, adversarial_quefrencies: int = 0) -> dict:
     """The clone objective of a model with a `MelWaveformDecoder`: VITS's, reconstructing in mel space.
 
     The posterior's z must give, through the adapter, the clip's log-mel; KL between posterior
     and prior and the duration likelihood are VITS's. With `prior_weight` > 0, what the prior
     samples on the aligned text (`_prior_latents`) must give the clip's log-mel too; with
-    `adversarial_weight` > 0, it must also pass `model.disc` (a `MelDiscriminator`) as her log-mel.
+    `adversarial_weight` > 0, it must also pass `model.disc` (a `MelDiscriminator`) as her log-mel
+    (with `adversarial_quefrencies` > 0, judged on their fine structure alone: `_fine_structure`).
     The vocoder never runs in training (a step costs 0.84x one that trains the bundled decoder).
     """
     device = next(model.parameters()).device
@@ -207,8 +208,10 @@ def mel_losses(model, batch: dict, d_vectors: torch.Tensor, prior_weight: float 
                                                  quefrencies=prior_quefrencies)
         losses["total"] = losses["total"] + 45.0 * prior_weight * losses["prior_mel"]
     if adversarial_weight:
-        made = model.waveform_decoder.adapter(spoken * y_mask) * y_mask
-        losses["total"] = losses["total"] + _adversarial_terms(model.disc, target * y_mask, made, losses,
+        made, real = model.waveform_decoder.adapter(spoken * y_mask), target
+        if adversarial_quefrencies:  # the harmonics, which the spoken path blurs (docs/cloning.md)
+            made, real = (_fine_structure(x, adversarial_quefrencies) for x in (made, real))
+        losses["total"] = losses["total"] + _adversarial_terms(model.disc, real * y_mask, made * y_mask, losses,
                                                                adversarial_weight)
     return losses
 
@@ -233,6 +236,13 @@ def _envelope(log_mel: torch.Tensor, quefrencies: int) -> torch.Tensor:
     """The log-mel's low-quefrency cepstrum [B, quefrencies, frames]: its envelope (formants: what
     is said), without the harmonic fine structure (pitch), which a text-only path can only average."""
     return torch.einsum("kb,nbt->nkt", _cepstrum_matrix(quefrencies, log_mel.shape[1]).to(log_mel), log_mel)
+
+
+def _fine_structure(log_mel: torch.Tensor, quefrencies: int) -> torch.Tensor:
+    """The log-mel less its envelope (`_envelope`, turned back into bands): the ripple of the pitch's
+    harmonics, [B, bands, frames]."""
+    basis = _cepstrum_matrix(quefrencies, log_mel.shape[1]).to(log_mel)
+    return log_mel - torch.einsum("kb,nkt->nbt", basis, _envelope(log_mel, quefrencies))
 
 
 def autoencoder_losses(model, batch: dict, d_vectors: torch.Tensor) -> dict:
@@ -275,7 +285,8 @@ class MelObjective(torch.nn.Module):
         super().__init__()
         self.model = model
         self.weights = {"prior_weight": settings.prior_mel_weight, "adversarial_weight": settings.adversarial_weight,
-                        "prior_quefrencies": settings.prior_mel_quefrencies}
+                        "prior_quefrencies": settings.prior_mel_quefrencies,
+                        "adversarial_quefrencies": settings.adversarial_quefrencies}
 
     def forward(self, batch: dict, d_vectors: torch.Tensor, autoencoder: bool = False) -> dict:
         if autoencoder:
@@ -519,6 +530,7 @@ class TrainSettings:
     prior_mel_weight: float = 0.0  # > 0: the mel loss on the prior's latents too (`mel_losses`)
     prior_mel_quefrencies: int = 0  # > 0: ... on their envelope only, this many cepstral coefficients
     adversarial_weight: float = 0.0  # > 0: train the decoder (or the mel adapter) against a discriminator too
+    adversarial_quefrencies: int = 0  # > 0: the mel discriminator judges the fine structure from this coefficient up
     conditioning_rate_scale: float = 1.0  # the layers that inject the d-vector (zero at the start)
     decoder_rate_scale: float = 1.0  # the waveform decoder (the vocoder); 0 freezes it but its conditioning
     speaker_weight: float = 5.0  # the resemblyzer speaker-consistency loss (own vocoder only)
