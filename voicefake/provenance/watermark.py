@@ -92,7 +92,8 @@ _S_DHOP = _S_CELL // (2 * _S_PB)  # detector STFT hop: two frames per phase bin
 _S_DU = 0.125                # semitones: detector's log-frequency grid and shift step
 _S_SHIFT = 2.6               # semitones searched either way (pitch shift, speed)
 _S_SCALES = (0.87, 1.15)     # time scales searched (stretch 0.9-1.1, speed 0.95-1.05, chained)
-_S_DETREND = (4, 8)          # phase bins x grid steps: local mean removed from log energies
+_S_DETREND = (3, 16)         # phase bins x grid steps: local mean removed from log energies; 16 steps
+#                              span four nodes (8 took out much of the pattern itself), 3 bins under a cell
 _S_Z = 6.0                   # presence threshold on the z-score: unmarked speech P(z > 6.0) ~ 1e-4 (an
 #                              exponential tail fitted above 4.4 to 1860 z-scores of real speech, 465
 #                              pieces x 4 edits, largest 5.4), ten times under the 0.1 % allowed
